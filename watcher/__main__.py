@@ -1,0 +1,3 @@
+from watcher.main import entry
+
+entry()

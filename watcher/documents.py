@@ -1,0 +1,151 @@
+"""Coordination documents as git holds them: read from commits, never a working tree.
+
+A `Snapshot` is every coordination document at one commit, parsed and checked with
+the legacy profile. A document that does not parse or breaks its schema is listed
+in `problems`; the last valid version (from the previous snapshot) stays in force.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from watcher.gitrepo import run_git
+from watcher.layout import is_coordination_path
+from watcher.problems import Problem
+from watcher.validation import DocumentResult, Profile, check_document
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The coordination documents at `commit` (None: an empty repository)."""
+
+    commit: str | None
+    documents: Mapping[str, Any] = field(default_factory=dict)
+    blobs: Mapping[str, str] = field(default_factory=dict)
+    problems: Mapping[str, tuple[Problem, ...]] = field(default_factory=dict)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        return self.documents.get(path, default)
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(self.blobs)
+
+
+def dump_document(value: Any) -> bytes:
+    """The one serialisation the product writes: 2-space indent, UTF-8, final newline."""
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+class BlobCache:
+    """Parsed blobs by object id; a blob's content never changes, so this never goes stale."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], DocumentResult] = OrderedDict()
+
+    def get(self, sha: str, path: str) -> DocumentResult | None:
+        key = (sha, path)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        return None
+
+    def put(self, sha: str, path: str, result: DocumentResult) -> None:
+        self._entries[(sha, path)] = result
+        self._entries.move_to_end((sha, path))
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+def list_coordination_blobs(repo: Path, rev: str) -> dict[str, str]:
+    """Path to blob id for every coordination JSON file in `rev`'s tree."""
+    out = run_git(["ls-tree", "-r", "-z", "--full-tree", rev], cwd=repo)
+    blobs: dict[str, str] = {}
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, raw_path = entry.partition(b"\t")
+        _mode, kind, sha = meta.split(b" ")
+        path = raw_path.decode("utf-8", "surrogateescape")
+        if kind == b"blob" and is_coordination_path(path):
+            blobs[path] = sha.decode()
+    return blobs
+
+
+def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
+    """The contents of many blobs through one `git cat-file --batch`."""
+    wanted = list(dict.fromkeys(shas))
+    if not wanted:
+        return {}
+    out = run_git(["cat-file", "--batch"], cwd=repo, input_bytes="\n".join(wanted).encode() + b"\n")
+    contents: dict[str, bytes] = {}
+    position = 0
+    for sha in wanted:
+        header_end = out.index(b"\n", position)
+        header = out[position:header_end].split(b" ")
+        size = int(header[2])
+        start = header_end + 1
+        contents[sha] = out[start : start + size]
+        position = start + size + 1
+    return contents
+
+
+def read_snapshot(
+    repo: Path,
+    rev: str,
+    previous: Snapshot | None = None,
+    cache: BlobCache | None = None,
+    profile: Profile = Profile.LEGACY,
+) -> Snapshot:
+    """The documents at `rev`, re-reading only blobs that changed since `previous`."""
+    commit = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo)
+    commit_id = commit.decode().strip()
+    blobs = list_coordination_blobs(repo, commit_id)
+    previous = previous or Snapshot(None)
+    cache = cache or BlobCache()
+    results = _results_for(repo, blobs, previous, cache, profile)
+    documents: dict[str, Any] = {}
+    problems: dict[str, tuple[Problem, ...]] = {}
+    for path, result in results.items():
+        if result is None:
+            documents[path] = previous.documents[path]
+        elif result.is_valid:
+            documents[path] = result.value
+        else:
+            problems[path] = tuple(result.problems)
+            if path in previous.documents:
+                documents[path] = previous.documents[path]
+    return Snapshot(commit_id, documents, blobs, problems)
+
+
+def _results_for(
+    repo: Path,
+    blobs: Mapping[str, str],
+    previous: Snapshot,
+    cache: BlobCache,
+    profile: Profile,
+) -> dict[str, DocumentResult | None]:
+    """None marks a blob unchanged since `previous` whose parsed value is reused."""
+    results: dict[str, DocumentResult | None] = {}
+    missing: dict[str, str] = {}
+    for path, sha in blobs.items():
+        if previous.blobs.get(path) == sha and path in previous.documents and path not in previous.problems:
+            results[path] = None
+        elif (cached := cache.get(sha, path)) is not None:
+            results[path] = cached
+        else:
+            missing[path] = sha
+    contents = read_blobs(repo, missing.values())
+    for path, sha in missing.items():
+        result = check_document(path, contents[sha], profile)
+        cache.put(sha, path, result)
+        results[path] = result
+    return results

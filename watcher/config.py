@@ -43,7 +43,7 @@ class HandlerCommand:
 
 @dataclass(frozen=True)
 class ReplyRule:
-    """An automatic reply: messages matching all given fields get `reply` or `command`."""
+    """An automatic reply to messages that match every field given."""
 
     message_type: str | None = None
     sender: str | None = None
@@ -212,7 +212,9 @@ def _settings_from_table(table: dict[str, Any], where: Path | None) -> dict[str,
     return settings
 
 
-def _collections_from_table(table: dict[str, Any], where: Path | None) -> dict[str, Any]:
+def _collections_from_table(
+    table: dict[str, Any], where: Path | None
+) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if "labels" in table:
         settings["labels"] = tuple(_string_list(table["labels"], "labels", where))
@@ -244,7 +246,9 @@ def _job_types(value: Any, where: Path | None) -> dict[str, JobType]:
     for name, spec in value.items():
         if not isinstance(spec, dict):
             raise UsageError(f"{where}: `job_types.{name}` must be a table")
-        command = _string_list(spec.get("command", []), f"job_types.{name}.command", where)
+        command = _string_list(
+            spec.get("command", []), f"job_types.{name}.command", where
+        )
         timeout = spec.get("timeout")
         if timeout is not None:
             timeout = _positive(spec, "timeout", float, where)
@@ -263,7 +267,9 @@ def _handlers(value: Any, where: Path | None) -> list[HandlerCommand]:
         command = _string_list(spec["command"], f"{label}.command", where)
         if not command:
             raise UsageError(f"{where}: `{label}.command` is empty")
-        timeout = _positive(spec, "timeout", float, where) if "timeout" in spec else 60.0
+        timeout = (
+            _positive(spec, "timeout", float, where) if "timeout" in spec else 60.0
+        )
         handlers.append(HandlerCommand(spec["event"], tuple(command), timeout))
     return handlers
 
@@ -275,7 +281,9 @@ def _reply_rules(value: Any, where: Path | None) -> list[ReplyRule]:
     for index, spec in enumerate(value):
         label = f"reply_rules[{index}]"
         if not isinstance(spec, dict) or ("reply" in spec) == ("command" in spec):
-            raise UsageError(f"{where}: `{label}` needs exactly one of `reply`, `command`")
+            raise UsageError(
+                f"{where}: `{label}` needs exactly one of `reply`, `command`"
+            )
         command = _string_list(spec.get("command", []), f"{label}.command", where)
         rules.append(
             ReplyRule(
@@ -323,7 +331,8 @@ def _identity_file(repo: Path) -> str | None:
 def _check_node(node: str | None, where: Path | None) -> None:
     if node is not None and not is_valid_server_id(node):
         raise UsageError(
-            f"server id {node!r} is not usable (from {where or 'flags or environment'})",
+            f"server id {node!r} is not usable "
+            f"(from {where or 'flags or environment'})",
             hint="use letters, digits, '.', '_' or '-', starting with a letter or "
             "digit, at most 63 characters, and not 'all', 'coordination' or 'shared'",
         )

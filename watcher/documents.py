@@ -40,12 +40,12 @@ class Snapshot:
 
 
 def dump_document(value: Any) -> bytes:
-    """The one serialisation the product writes: 2-space indent, UTF-8, final newline."""
+    """The one serialisation the product writes: indent 2, UTF-8, final newline."""
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 class BlobCache:
-    """Parsed blobs by object id; a blob's content never changes, so this never goes stale."""
+    """Parsed blobs by object id: a blob never changes, so entries never go stale."""
 
     def __init__(self, capacity: int = 512) -> None:
         self.capacity = capacity
@@ -85,7 +85,11 @@ def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
     wanted = list(dict.fromkeys(shas))
     if not wanted:
         return {}
-    out = run_git(["cat-file", "--batch"], cwd=repo, input_bytes="\n".join(wanted).encode() + b"\n")
+    out = run_git(
+        ["cat-file", "--batch"],
+        cwd=repo,
+        input_bytes="\n".join(wanted).encode() + b"\n",
+    )
     contents: dict[str, bytes] = {}
     position = 0
     for sha in wanted:
@@ -106,7 +110,9 @@ def read_snapshot(
     profile: Profile = Profile.LEGACY,
 ) -> Snapshot:
     """The documents at `rev`, re-reading only blobs that changed since `previous`."""
-    commit = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo)
+    commit = run_git(
+        ["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo
+    )
     commit_id = commit.decode().strip()
     blobs = list_coordination_blobs(repo, commit_id)
     previous = previous or Snapshot(None)
@@ -137,7 +143,11 @@ def _results_for(
     results: dict[str, DocumentResult | None] = {}
     missing: dict[str, str] = {}
     for path, sha in blobs.items():
-        if previous.blobs.get(path) == sha and path in previous.documents and path not in previous.problems:
+        if (
+            previous.blobs.get(path) == sha
+            and path in previous.documents
+            and path not in previous.problems
+        ):
             results[path] = None
         elif (cached := cache.get(sha, path)) is not None:
             results[path] = cached

@@ -56,7 +56,9 @@ def run_git(
         timeout=timeout,
     )
     if check and completed.returncode != 0:
-        raise GitError(command, completed.returncode, completed.stderr.decode("utf-8", "replace"))
+        raise GitError(
+            command, completed.returncode, completed.stderr.decode("utf-8", "replace")
+        )
     return completed.stdout
 
 
@@ -74,7 +76,8 @@ def check_git_version() -> None:
     if found[:2] < MINIMUM_GIT:
         wanted = ".".join(map(str, MINIMUM_GIT))
         raise UsageError(
-            f"git {'.'.join(map(str, found))} is too old; build-watcher needs {wanted} or newer",
+            f"git {'.'.join(map(str, found))} is too old; "
+            f"build-watcher needs {wanted} or newer",
             hint="install a newer git from your distribution's backports",
         )
 
@@ -99,7 +102,9 @@ def check_ref_format(name: str, *, branch: bool = True) -> bool:
     """Whether `name` is a well-formed branch (or ref) name, as git itself judges."""
     if not name or name.startswith("-"):
         return False
-    args = ["check-ref-format", "--branch", name] if branch else ["check-ref-format", name]
+    args = (
+        ["check-ref-format", "--branch", name] if branch else ["check-ref-format", name]
+    )
     try:
         run_git(args, cwd=os.getcwd())
     except GitError:

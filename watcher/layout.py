@@ -100,7 +100,7 @@ def heartbeat_path(server: str) -> str:
 
 
 def server_ids(paths: list[str] | set[str] | frozenset[str]) -> list[str]:
-    """Servers in a tree: top-level directories holding status.json or heartbeat.json."""
+    """Servers in a tree: top-level directories with status.json or heartbeat.json."""
     found = {server for path in paths if (server := server_of(path)) is not None}
     return sorted(found)
 

@@ -1,4 +1,4 @@
-"""The command line: parse, resolve, run one command, map its outcome to an exit code."""
+"""The command line: parse, run one command, map its outcome to an exit code."""
 
 from __future__ import annotations
 
@@ -28,14 +28,18 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for spec in COMMANDS:
-        sub = subparsers.add_parser(spec.name, help=spec.summary, description=spec.summary)
+        sub = subparsers.add_parser(
+            spec.name, help=spec.summary, description=spec.summary
+        )
         if spec.name == selected:
             load_command(spec.name).add_arguments(sub)
     return parser
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
     parser.add_argument("--repo", metavar="PATH", help="the checkout (default: cwd)")
     parser.add_argument("--node", metavar="ID", help="this server's id")
     parser.add_argument("--config", metavar="FILE", help="the TOML config file")

@@ -8,9 +8,14 @@ touches a repository, and git never waits for a person.
 
 from __future__ import annotations
 
+import enum
+import functools
 import os
 import re
+import subprocess
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from watcher import process
@@ -46,20 +51,38 @@ def run_git(
     timeout: float | None = 300,
 ) -> bytes:
     """Run `git ARGS` in `cwd` and return its standard output."""
-    command = ["git", *args]
-    completed = process.run(
-        command,
+    completed = run_git_process(
+        args, cwd, input_bytes=input_bytes, extra_env=extra_env, timeout=timeout
+    )
+    if check and completed.returncode != 0:
+        raise git_error(completed)
+    return completed.stdout
+
+
+def run_git_process(
+    args: Sequence[str],
+    cwd: str | Path,
+    *,
+    input_bytes: bytes | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float | None = 300,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git ARGS` to completion and return it, whatever its exit status."""
+    return process.run(
+        ["git", *args],
         cwd=cwd,
         env=git_environment(extra_env),
         input_bytes=input_bytes,
         check=False,
         timeout=timeout,
     )
-    if check and completed.returncode != 0:
-        raise GitError(
-            command, completed.returncode, completed.stderr.decode("utf-8", "replace")
-        )
-    return completed.stdout
+
+
+def git_error(completed: subprocess.CompletedProcess[bytes]) -> GitError:
+    stderr = (completed.stderr or b"").decode("utf-8", "replace")
+    return GitError(
+        [str(part) for part in completed.args], completed.returncode, stderr
+    )
 
 
 def git_version() -> tuple[int, ...]:
@@ -110,3 +133,193 @@ def check_ref_format(name: str, *, branch: bool = True) -> bool:
     except GitError:
         return False
     return True
+
+
+@functools.cache
+def require_git() -> None:
+    """`check_git_version`, once per process (long-running callers ask every cycle)."""
+    check_git_version()
+
+
+class RemoteUnreachable(WatcherError):
+    """The remote could not be contacted (network, host down, path missing)."""
+
+
+class RemoteAccessDenied(WatcherError):
+    """The remote answered but refused us: unknown host key, bad credentials."""
+
+
+_DENIED = (
+    "host key verification failed",
+    "permission denied",
+    "authentication failed",
+    "could not read username",
+    "could not read password",
+    "terminal prompts disabled",
+    "access denied",
+)
+_UNREACHABLE = (
+    "could not read from remote repository",
+    "does not appear to be a git repository",
+    "unable to access",
+    "could not resolve host",
+    "connection refused",
+    "connection timed out",
+    "operation timed out",
+    "timed out after",
+    "network is unreachable",
+    "no route to host",
+    "connection closed",
+    "connection reset",
+    "unable to connect",
+    "the remote end hung up",
+)
+
+
+def remote_failure(error: GitError, remote: str) -> WatcherError:
+    """Classify a failed fetch or push: denied, unreachable, or another git error.
+
+    Access problems are configuration to fix, not an outage to wait out, so they
+    are never mistaken for "offline" (which would queue operations forever).
+    """
+    text = error.stderr.lower()
+    first_line = next((ln for ln in error.stderr.splitlines() if ln.strip()), "")
+    if any(marker in text for marker in _DENIED):
+        return RemoteAccessDenied(
+            f"remote {remote!r} refused access: {first_line.strip()}",
+            hint="check the remote's host key (ssh-keyscan into known_hosts) and "
+            "this server's credentials; git never prompts here",
+        )
+    if any(marker in text for marker in _UNREACHABLE):
+        return RemoteUnreachable(
+            f"remote {remote!r} cannot be reached: {first_line.strip()}",
+            hint="operations wait in the offline queue until it is back",
+        )
+    return error
+
+
+_REF_LOCK_RACE = ("cannot lock ref", "unable to update local ref", "is at ")
+NETWORK_TIMEOUT = 120.0
+
+
+def fetch_branch(repo: Path, remote: str, branch: str, tracking_ref: str) -> str | None:
+    """Fetch `branch` from `remote` into `tracking_ref`; its tip, or None if absent.
+
+    A local process fetching at the same moment may hold the ref's lock; that race
+    is retried a few times, since either fetch leaves a tip the remote really had.
+    """
+    refspec = f"+refs/heads/{branch}:{tracking_ref}"
+    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, refspec]
+    for attempt in range(5):
+        completed = run_git_process(args, repo, timeout=NETWORK_TIMEOUT)
+        if completed.returncode == 0:
+            return resolve_commit(repo, tracking_ref)
+        error = git_error(completed)
+        if "couldn't find remote ref" in error.stderr:
+            return None
+        if not any(race in error.stderr for race in _REF_LOCK_RACE) or attempt == 4:
+            raise remote_failure(error, remote)
+        time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def resolve_commit(repo: Path, rev: str) -> str | None:
+    """The commit `rev` names, or None when it names nothing."""
+    args = ["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
+    completed = run_git_process(args, repo)
+    if completed.returncode != 0:
+        return None
+    return completed.stdout.decode().strip() or None
+
+
+class PushStatus(enum.Enum):
+    """What `git push --porcelain` said about our ref, flag by flag."""
+
+    PUSHED = "pushed"  # ' ' fast-forward or '*' new ref
+    UP_TO_DATE = "up to date"  # '=': the remote already names exactly this commit
+    REJECTED = "rejected"  # '!' [rejected]: someone else wrote first
+    REMOTE_REJECTED = "remote rejected"  # '!' [remote rejected]: a hook or a ref lock
+
+
+@dataclass(frozen=True)
+class PushResult:
+    status: PushStatus
+    summary: str
+
+
+_PUSH_FLAGS = {
+    " ": PushStatus.PUSHED,
+    "*": PushStatus.PUSHED,
+    "=": PushStatus.UP_TO_DATE,
+}
+
+
+def push_commit(repo: Path, remote: str, commit: str, branch: str) -> PushResult:
+    """Offer `commit` as the new tip of `branch`: a plain push is a compare-and-swap.
+
+    Never forced: the remote accepts it only if it descends from the current tip.
+    Raises RemoteUnreachable / RemoteAccessDenied when the remote did not answer.
+    """
+    target = f"refs/heads/{branch}"
+    args = ["push", "--porcelain", "--no-verify", remote, f"{commit}:{target}"]
+    completed = run_git_process(args, repo, timeout=NETWORK_TIMEOUT)
+    for line in completed.stdout.decode("utf-8", "replace").splitlines():
+        flag, _, rest = line.partition("\t")
+        refs, _, summary = rest.partition("\t")
+        if len(flag) != 1 or refs.rpartition(":")[2] != target:
+            continue
+        if flag in _PUSH_FLAGS:
+            return PushResult(_PUSH_FLAGS[flag], summary)
+        if "remote rejected" in summary:
+            return PushResult(PushStatus.REMOTE_REJECTED, summary)
+        return PushResult(PushStatus.REJECTED, summary)
+    raise remote_failure(git_error(completed), remote)
+
+
+def write_tree(
+    repo: Path, base: str | None, changes: Mapping[str, bytes | None], index_file: Path
+) -> str:
+    """The tree of `base` with `changes` applied (None removes a path).
+
+    Built in a private index file, so the checkout's index and `index.lock` are
+    never touched and a person's staged work is never disturbed.
+    """
+    env = {"GIT_INDEX_FILE": str(index_file)}
+    run_git(["read-tree", base or "--empty"], repo, extra_env=env)
+    entries = []
+    for path, data in changes.items():
+        if data is None:
+            entries.append(f"0 {'0' * 40}\t{path}")
+        else:
+            sha = run_git(["hash-object", "-w", "--stdin"], repo, input_bytes=data)
+            entries.append(f"100644 {sha.decode().strip()}\t{path}")
+    stdin = "".join(entry + "\0" for entry in entries).encode("utf-8")
+    run_git(
+        ["update-index", "-z", "--index-info"], repo, input_bytes=stdin, extra_env=env
+    )
+    return run_git(["write-tree"], repo, extra_env=env).decode().strip()
+
+
+def commit_tree(
+    repo: Path, tree: str, parent: str | None, message: str, identity: Mapping[str, str]
+) -> str:
+    """A commit object for `tree` on top of `parent`, by the given identity."""
+    args = ["commit-tree", tree, "-F", "-"] + (["-p", parent] if parent else [])
+    out = run_git(args, repo, input_bytes=message.encode("utf-8"), extra_env=identity)
+    return out.decode().strip()
+
+
+def identity_environment(name: str, email: str) -> dict[str, str]:
+    """Author and committer set explicitly: the user's git config plays no part."""
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+def update_ref(repo: Path, ref: str, new: str, old: str | None) -> bool:
+    """Move `ref` to `new` only if it still names `old`; whether it moved."""
+    args = ["update-ref", ref, new, old or "0" * 40]
+    return run_git_process(args, repo).returncode == 0

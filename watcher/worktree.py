@@ -1,0 +1,141 @@
+"""The checkout a person may be working in: brought along only when that is clean.
+
+Transactions never touch the checkout to write; afterwards they fast-forward it to
+the commit they pushed when nothing can be lost: HEAD is on the branch, has no
+commits the remote lacks, and the files between HEAD and the new commit are
+unmodified in the index and the work tree. Otherwise the checkout is left alone
+and a warning says why. Hand edits are never reset away.
+
+`index.lock` rule. git creates `index.lock` while it changes the index and removes
+it when done; a crashed git leaves it behind and every later git refuses to work.
+A lock is waited for briefly, then reported ("repository locked", naming the file).
+It is removed only when provably stale: older than `STALE_LOCK_AGE`, no process
+has the file open, and no git process is running with its working directory in
+the repository (a `git commit` waiting for its editor holds the lock without an
+open descriptor, so both checks are needed). A process we may not inspect counts
+as alive.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import psutil
+from loguru import logger
+
+from watcher.errors import WatcherError
+from watcher.gitrepo import GitError, run_git, run_git_process
+
+LOCK_WAIT = 3.0
+STALE_LOCK_AGE = 600.0
+
+
+class RepositoryLocked(WatcherError):
+    """Another git holds the checkout's index.lock."""
+
+
+def fast_forward(repo: Path, branch: str, commit: str) -> bool:
+    """Fast-forward the checkout at `repo` to `commit` when clean; whether it did."""
+    reason = _reason_not_to_fast_forward(repo, branch, commit)
+    if reason is None:
+        try:
+            wait_for_index_lock(repo)
+            run_git(["merge", "--ff-only", "--quiet", commit], repo)
+            return True
+        except (RepositoryLocked, GitError) as error:
+            reason = error.message
+    if reason:
+        logger.bind(repo=str(repo), commit=commit).warning(
+            "checkout left as it is: {reason}", reason=reason
+        )
+    return False
+
+
+def _reason_not_to_fast_forward(repo: Path, branch: str, commit: str) -> str | None:
+    """Why the checkout must be left alone; '' when already there, None to go ahead."""
+    if _git_ok(repo, ["rev-parse", "--is-bare-repository"], b"true"):
+        return ""
+    head_ref = run_git_process(["symbolic-ref", "--quiet", "HEAD"], repo)
+    if head_ref.stdout.decode().strip() != f"refs/heads/{branch}":
+        return f"HEAD is not on {branch}"
+    head = run_git(["rev-parse", "HEAD"], repo).decode().strip()
+    if head == commit:
+        return ""
+    if not _git_ok(repo, ["merge-base", "--is-ancestor", head, commit]):
+        return f"{branch} has commits the remote does not have; pull or push them"
+    touched = run_git(["diff", "--name-only", "-z", head, commit], repo).split(b"\0")
+    paths = [path.decode("utf-8", "surrogateescape") for path in touched if path]
+    status = ["status", "--porcelain", "-z", "--untracked-files=all", "--", *paths]
+    dirty = run_git(status, repo) if paths else b""
+    if dirty:
+        return "files the new commit changes have uncommitted edits: " + ", ".join(
+            entry[3:].decode("utf-8", "replace")
+            for entry in dirty.split(b"\0")
+            if entry
+        )
+    return None
+
+
+def _git_ok(repo: Path, args: list[str], expected: bytes | None = None) -> bool:
+    completed = run_git_process(args, repo)
+    if expected is not None:
+        return completed.returncode == 0 and completed.stdout.strip() == expected
+    return completed.returncode == 0
+
+
+def index_lock_path(repo: Path) -> Path:
+    out = run_git(["rev-parse", "--git-path", "index.lock"], repo).decode().strip()
+    return (repo / out).resolve()
+
+
+def wait_for_index_lock(repo: Path, timeout: float = LOCK_WAIT) -> None:
+    """Return once the index is free; remove a provably stale lock; else raise."""
+    lock = index_lock_path(repo)
+    deadline = time.monotonic() + timeout
+    while lock.exists():
+        if time.monotonic() >= deadline:
+            if not is_stale_lock(lock, repo):
+                raise RepositoryLocked(
+                    f"repository locked: {lock} exists (another git is working here, "
+                    "or one crashed)",
+                    hint=f"if no git is running in {repo}, remove {lock}",
+                )
+            logger.bind(lock=str(lock)).warning("removing a stale index.lock")
+            lock.unlink(missing_ok=True)
+            return
+        time.sleep(0.05)
+
+
+def is_stale_lock(lock: Path, repo: Path, max_age: float = STALE_LOCK_AGE) -> bool:
+    """Old enough, open in no process, and no git process working in `repo`."""
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    if age < max_age:
+        return False
+    return not _is_open_anywhere(lock) and not _has_git_process_in(repo.resolve())
+
+
+def _is_open_anywhere(path: Path) -> bool:
+    target = str(path)
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [os.readlink(entry) for entry in fd_dir.iterdir()]
+        except (PermissionError, FileNotFoundError, ProcessLookupError):
+            continue
+        if target in links:
+            return True
+    return False
+
+
+def _has_git_process_in(repo: Path) -> bool:
+    for proc in psutil.process_iter(["name", "cwd"]):
+        if proc.info["name"] not in ("git", "git-remote-http", "git-merge"):
+            continue
+        cwd = proc.info["cwd"]
+        if cwd is None or Path(cwd).is_relative_to(repo):
+            return True
+    return False

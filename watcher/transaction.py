@@ -14,116 +14,47 @@ When the remote cannot be reached, the operation waits in the durable offline qu
 
 from __future__ import annotations
 
-import copy
 import enum
-import importlib
 import random
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any
 
 from loguru import logger
 
 from watcher import gitrepo, outbox
 from watcher.config import Config
-from watcher.documents import Snapshot, dump_document, read_snapshot
+from watcher.documents import Snapshot, read_snapshot
+from watcher.draft import (
+    Draft,
+    InvalidBase,
+    Moot,
+    Operation,
+    rebuild_operation,
+    register_operation,
+    strict_problems,
+)
 from watcher.errors import WatcherError
 from watcher.ids import new_ulid
-from watcher.layout import is_coordination_path
-from watcher.problems import Problem
 from watcher.timestamps import format_timestamp, now_utc
-from watcher.validation import Profile, check_value
 from watcher.worktree import fast_forward
+
+__all__ = [
+    "Draft",
+    "Moot",
+    "Operation",
+    "Outcome",
+    "OutcomeStatus",
+    "flush_outbox",
+    "register_operation",
+    "transact",
+]
 
 MAX_ATTEMPTS = 12
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
-_REMOVED = object()
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-class InvalidBase(WatcherError):
-    """The tip holds a document that does not parse or breaks its schema."""
-
-
-class Draft:
-    """The documents at the remote tip, as an operation changes them."""
-
-    def __init__(self, base: Snapshot, node: str, now: datetime) -> None:
-        self.base = base
-        self.node = node
-        self.now = now
-        self.result: Any = None
-        self._changes: dict[str, Any] = {}
-
-    def read(self, path: str, default: Any = None) -> Any:
-        """A deep copy of the document at `path` (as changed so far), or `default`."""
-        if path in self._changes:
-            value = self._changes[path]
-            return copy.deepcopy(default if value is _REMOVED else value)
-        if path in self.base.problems:
-            first = self.base.problems[path][0]
-            raise InvalidBase(
-                f"{first.location()}::{first.json_path}: {first.message} "
-                f"(at commit {self.base.commit}); refusing to write over it",
-                hint=f"repair {path} on the remote branch "
-                "(`build-watcher validate --all` shows every problem)",
-            )
-        return copy.deepcopy(self.base.documents.get(path, default))
-
-    def write(self, path: str, value: Any) -> None:
-        self._changes[path] = copy.deepcopy(value)
-
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """A file that is not a coordination document (a trimmed build log)."""
-        if is_coordination_path(path) and path.endswith(".json"):
-            raise ValueError(f"{path} is a coordination document: use write()")
-        self._changes[path] = bytes(data)
-
-    def remove(self, path: str) -> None:
-        self._changes[path] = _REMOVED
-
-    @property
-    def timestamp(self) -> str:
-        """`now` in the one written form."""
-        return format_timestamp(self.now)
-
-    def changes(self) -> dict[str, bytes | None]:
-        """What differs from the tip, serialised; None removes a file."""
-        changed: dict[str, bytes | None] = {}
-        for path, value in self._changes.items():
-            if value is _REMOVED:
-                if path in self.base.blobs or not is_coordination_path(path):
-                    changed[path] = None
-            elif isinstance(value, bytes):
-                changed[path] = value
-            elif path not in self.base.blobs or self.base.documents.get(path) != value:
-                changed[path] = dump_document(value)
-        return changed
-
-    def changed_documents(self) -> dict[str, Any]:
-        return {
-            path: value
-            for path, value in self._changes.items()
-            if value is not _REMOVED and not isinstance(value, bytes)
-        }
-
-
-@dataclass(frozen=True)
-class Moot:
-    """The operation no longer applies at this tip (the job is already taken)."""
-
-    reason: str
-
-
-class Operation(Protocol):
-    name: ClassVar[str]
-
-    def apply(self, draft: Draft) -> str | Moot: ...
-
-    def to_json(self) -> dict[str, Any]: ...
 
 
 class OutcomeStatus(enum.Enum):
@@ -158,39 +89,6 @@ class Outcome:
         }
 
 
-OperationType = TypeVar("OperationType", bound=type)
-_OPERATIONS: dict[str, type] = {}
-
-
-def register_operation(cls: OperationType) -> OperationType:
-    """Make an operation class rebuildable from the offline queue by its `name`.
-
-    It is rebuilt with `cls.from_json(payload)` when defined, else `cls(**payload)`.
-    """
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str):
-        raise TypeError(f"{cls.__qualname__} needs a class attribute `name`")
-    known = _OPERATIONS.get(name)
-    if known is not None and known.__qualname__ != cls.__qualname__:
-        raise ValueError(f"operation name {name!r} is already used by {known}")
-    _OPERATIONS[name] = cls
-    return cls
-
-
-def rebuild_operation(entry: outbox.Entry) -> Operation:
-    """The operation a queue entry describes (importing its module when needed)."""
-    if entry.operation not in _OPERATIONS and entry.module.startswith("watcher."):
-        importlib.import_module(entry.module)
-    cls = _OPERATIONS.get(entry.operation)
-    if cls is None:
-        raise WatcherError(f"queued operation {entry.operation!r} is not known here")
-    from_json = getattr(cls, "from_json", None)
-    operation: Operation = (
-        from_json(entry.payload) if from_json else cls(**entry.payload)
-    )
-    return operation
-
-
 def transact(
     config: Config, operation: Operation, *, offline_ok: bool = True
 ) -> Outcome:
@@ -219,7 +117,7 @@ def flush_outbox(config: Config) -> list[Outcome]:
     with outbox.flush_lock(config):
         for entry in outbox.entries(config):
             try:
-                outcome = attempt(config, rebuild_operation(entry), entry.id)
+                outcome = attempt(config, _rebuild(entry), entry.id)
             except gitrepo.RemoteUnreachable:
                 break
             except (gitrepo.RemoteAccessDenied, gitrepo.GitError):
@@ -229,6 +127,10 @@ def flush_outbox(config: Config) -> list[Outcome]:
             _settle(config, entry, outcome)
             outcomes.append(outcome)
     return outcomes
+
+
+def _rebuild(entry: outbox.Entry) -> Operation:
+    return rebuild_operation(entry.operation, entry.module, entry.payload)
 
 
 def _settle(config: Config, entry: outbox.Entry, outcome: Outcome) -> None:
@@ -312,25 +214,6 @@ def decide(config: Config, operation: Operation, tip: str | None) -> _Plan | Out
     if not changes:
         return Outcome(OutcomeStatus.DONE, decision, "", tip, draft.result)
     return _Plan(decision, changes, draft.result)
-
-
-def strict_problems(draft: Draft) -> list[Problem]:
-    """Strict errors in changed documents that the tip's version did not have.
-
-    A legacy repository's untouched records may already break the strict profile;
-    as the pre-commit hook does, only what this write introduces is refused. A
-    problem counts as new when its rule and message are not among the old
-    version's (json paths shift when records are inserted, messages do not).
-    """
-    found: list[Problem] = []
-    for path, value in draft.changed_documents().items():
-        errors = [p for p in check_value(path, value, Profile.STRICT) if p.is_error]
-        if errors and path in draft.base.documents:
-            old = check_value(path, draft.base.documents[path], Profile.STRICT)
-            known = {(p.rule, p.message) for p in old}
-            errors = [p for p in errors if (p.rule, p.message) not in known]
-        found.extend(errors)
-    return found
 
 
 def _commit(

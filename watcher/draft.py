@@ -1,0 +1,162 @@
+"""What an operation works on: the documents at the remote tip, as a `Draft`.
+
+An operation (claim a job, append a message, renew a lease) reads documents from
+the draft, writes changed ones back, and returns the commit summary, or `Moot`
+when it no longer applies at this tip. Operations are registered by name so the
+offline queue can rebuild them from JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from watcher.documents import Snapshot, dump_document
+from watcher.errors import WatcherError
+from watcher.layout import is_coordination_path
+from watcher.problems import Problem
+from watcher.timestamps import format_timestamp
+from watcher.validation import Profile, check_value
+
+_REMOVED = object()
+
+
+class InvalidBase(WatcherError):
+    """The tip holds a document that does not parse or breaks its schema."""
+
+
+class Draft:
+    """The documents at the remote tip, as an operation changes them."""
+
+    def __init__(self, base: Snapshot, node: str, now: datetime) -> None:
+        self.base = base
+        self.node = node
+        self.now = now
+        self.result: Any = None
+        self._changes: dict[str, Any] = {}
+
+    def read(self, path: str, default: Any = None) -> Any:
+        """A deep copy of the document at `path` (as changed so far), or `default`."""
+        if path in self._changes:
+            value = self._changes[path]
+            return copy.deepcopy(default if value is _REMOVED else value)
+        if path in self.base.problems:
+            first = self.base.problems[path][0]
+            raise InvalidBase(
+                f"{first.location()}::{first.json_path}: {first.message} "
+                f"(at commit {self.base.commit}); refusing to write over it",
+                hint=f"repair {path} on the remote branch "
+                "(`build-watcher validate --all` shows every problem)",
+            )
+        return copy.deepcopy(self.base.documents.get(path, default))
+
+    def write(self, path: str, value: Any) -> None:
+        self._changes[path] = copy.deepcopy(value)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """A file that is not a coordination document (a trimmed build log)."""
+        if is_coordination_path(path) and path.endswith(".json"):
+            raise ValueError(f"{path} is a coordination document: use write()")
+        self._changes[path] = bytes(data)
+
+    def remove(self, path: str) -> None:
+        self._changes[path] = _REMOVED
+
+    @property
+    def timestamp(self) -> str:
+        """`now` in the one written form."""
+        return format_timestamp(self.now)
+
+    def changes(self) -> dict[str, bytes | None]:
+        """What differs from the tip, serialised; None removes a file."""
+        changed: dict[str, bytes | None] = {}
+        for path, value in self._changes.items():
+            if value is _REMOVED:
+                if path in self.base.blobs or not is_coordination_path(path):
+                    changed[path] = None
+            elif isinstance(value, bytes):
+                changed[path] = value
+            elif path not in self.base.blobs or self.base.documents.get(path) != value:
+                changed[path] = dump_document(value)
+        return changed
+
+    def changed_documents(self) -> dict[str, Any]:
+        return {
+            path: value
+            for path, value in self._changes.items()
+            if value is not _REMOVED and not isinstance(value, bytes)
+        }
+
+
+@dataclass(frozen=True)
+class Moot:
+    """The operation no longer applies at this tip (the job is already taken)."""
+
+    reason: str
+
+
+class Operation(Protocol):
+    name: ClassVar[str]
+
+    def apply(self, draft: Draft) -> str | Moot: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+OperationType = TypeVar("OperationType", bound=type)
+_OPERATIONS: dict[str, type] = {}
+
+
+def register_operation(cls: OperationType) -> OperationType:
+    """Make an operation class rebuildable from the offline queue by its `name`.
+
+    It is rebuilt with `cls.from_json(payload)` when defined, else `cls(**payload)`.
+    """
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{cls.__qualname__} needs a class attribute `name`")
+    known = _OPERATIONS.get(name)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        raise ValueError(f"operation name {name!r} is already used by {known}")
+    _OPERATIONS[name] = cls
+    return cls
+
+
+def rebuild_operation(name: str, module: str, payload: dict[str, Any]) -> Operation:
+    """The operation `name` with `payload` (importing `module` when needed).
+
+    Only modules of this package are imported: the queue file is data, not code.
+    """
+    if name not in _OPERATIONS and module.startswith("watcher."):
+        importlib.import_module(module)
+    cls = _OPERATIONS.get(name)
+    if cls is None:
+        raise WatcherError(
+            f"queued operation {name!r} (from {module}) is not known to this version",
+            hint="run the build-watcher version that queued it, or remove the entry",
+        )
+    from_json = getattr(cls, "from_json", None)
+    operation: Operation = from_json(payload) if from_json else cls(**payload)
+    return operation
+
+
+def strict_problems(draft: Draft) -> list[Problem]:
+    """Strict errors in changed documents that the tip's version did not have.
+
+    A legacy repository's untouched records may already break the strict profile;
+    as the pre-commit hook does, only what this write introduces is refused. A
+    problem counts as new when its rule and message are not among the old
+    version's (json paths shift when records are inserted, messages do not).
+    """
+    found: list[Problem] = []
+    for path, value in draft.changed_documents().items():
+        errors = [p for p in check_value(path, value, Profile.STRICT) if p.is_error]
+        if errors and path in draft.base.documents:
+            old = check_value(path, draft.base.documents[path], Profile.STRICT)
+            known = {(p.rule, p.message) for p in old}
+            errors = [p for p in errors if (p.rule, p.message) not in known]
+        found.extend(errors)
+    return found

@@ -1,245 +1,280 @@
-"""Messages between servers: who a message is for, who has read it, and the writes.
+"""Message writes, as transaction operations: send, mark read, archive.
 
-Read state is per recipient: `read_by` lists the servers that have read a message.
-The seed format's single `read` flag is kept for a message addressed to one server
-(it becomes true when that server reads it) and is honoured on old data for that
-recipient only. On a broadcast an old `read: true` is ignored: it does not say who
-read it, and honouring it is what hid broadcasts from everyone but the first reader.
-So an old broadcast shows as unread to each server until that server reads it.
+Each is applied to the documents at the remote tip (`watcher.transaction`). A new
+message's id is chosen when the operation is made, not when it is applied, so a
+retry after a refused push, or a replay from the offline queue, sends the same
+message once: the operation is moot when the id is already there.
 
-Queries work on plain documents (`{path: value}`) and never fail on legacy shapes:
-messages without `type`, `priority` or `read`, timestamps in any shape that
-`parse_timestamp` knows, non-unique ids, stray non-object entries.
+The read side (who a message is for, who has read it, the inbox) is in
+`watcher.messages` and is re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar
 
-from watcher.layout import ARCHIVE_DIR, MESSAGES_PATH, server_ids
-from watcher.timestamps import parse_timestamp
+from watcher.credentials import describe_findings, find_secrets
+from watcher.errors import UsageError, WatcherError
+from watcher.ids import new_id
+from watcher.layout import MESSAGES_PATH, is_valid_server_id
+from watcher.messages import (
+    BROADCAST,
+    MESSAGE_TYPES,
+    PRIORITIES,
+    InboxEntry,
+    Message,
+    archive_path,
+    archive_paths,
+    find_records,
+    inbox,
+    is_for,
+    is_read_by,
+    is_read_by_all,
+    known_servers,
+    mark_read,
+    message_records,
+    thread_depth,
+)
+from watcher.timestamps import format_timestamp, parse_timestamp
+from watcher.transaction import Draft, Moot, register_operation
 
-BROADCAST = "all"
-MESSAGE_TYPES = ("info", "warning", "error", "request", "response")
-PRIORITIES = ("low", "normal", "high", "urgent")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+__all__ = [
+    "BROADCAST",
+    "ArchiveMessages",
+    "InboxEntry",
+    "MarkRead",
+    "Message",
+    "SendMessage",
+    "find_records",
+    "inbox",
+    "is_for",
+    "is_read_by",
+    "is_read_by_all",
+    "known_servers",
+    "thread_depth",
+]
 
 
+def check_no_secrets(subject: str, body: str) -> None:
+    """Refuse text that looks like a credential: once pushed, every clone has it."""
+    findings = find_secrets(subject, "subject") + find_secrets(body, "body")
+    if findings:
+        raise UsageError(
+            "the message looks like it holds a credential "
+            f"({describe_findings(findings)}); once pushed it would be in every "
+            "clone of the repository for good",
+            hint="remove it and share it another way, or pass --allow-secret if it is "
+            "not a real credential",
+        )
+
+
+def _messages_document(draft: Draft, path: str = MESSAGES_PATH) -> dict[str, Any]:
+    """A message store for writing; a legacy bare list is wrapped in an object."""
+    document = draft.read(path, {"messages": []})
+    if isinstance(document, list):
+        document = {"messages": document}
+    if isinstance(document, dict) and isinstance(
+        document.setdefault("messages", []), list
+    ):
+        return document
+    raise WatcherError(
+        f"{path}::$.messages is not a list of messages (at {draft.base.commit}); "
+        "refusing to write over it",
+        hint=f"repair {path} on the remote branch (`build-watcher validate {path}`)",
+    )
+
+
+@register_operation
 @dataclass(frozen=True)
-class Message:
-    """One stored message with the fields the product reads made regular."""
+class SendMessage:
+    """Append one message; `to` must be a server with a directory, or `all`."""
 
-    id: str
-    sender: str
+    name: ClassVar[str] = "send"
+
     to: str
-    type: str
     subject: str
-    body: str
-    timestamp: str
-    when: datetime | None
-    priority: str
-    read_by: tuple[str, ...]
-    reply_to: str | None
-    automated: bool
-    path: str
+    body: str = ""
+    type: str = "info"
+    reply_to: str | None = None
+    automated: bool = False
+    priority: str = "normal"
+    allow_secret: bool = False
+    message_id: str = field(default_factory=lambda: new_id("msg"))
 
-    def to_json(self, *, read: bool) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "from": self.sender,
+    def __post_init__(self) -> None:
+        if self.to != BROADCAST and not is_valid_server_id(self.to):
+            raise UsageError(f"recipient {self.to!r} is not a server id or `all`")
+        if self.type not in MESSAGE_TYPES:
+            raise UsageError(
+                f"message type {self.type!r} is not one of {', '.join(MESSAGE_TYPES)}"
+            )
+        if self.priority not in PRIORITIES:
+            raise UsageError(
+                f"priority {self.priority!r} is not one of {', '.join(PRIORITIES)}"
+            )
+        if not self.subject.strip():
+            raise UsageError("a message needs a subject", hint="pass --subject TEXT")
+        if not self.allow_secret:
+            check_no_secrets(self.subject, self.body)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def apply(self, draft: Draft) -> str | Moot:
+        self._check_recipient(draft)
+        document = _messages_document(draft)
+        draft.result = self.message_id
+        if any(record.get("id") == self.message_id for record in document["messages"]):
+            return Moot(f"{self.message_id} is already in {MESSAGES_PATH}")
+        document["messages"].append(self.record(draft))
+        draft.write(MESSAGES_PATH, document)
+        return f"send {self.message_id} to {self.to}"
+
+    def _check_recipient(self, draft: Draft) -> None:
+        known = known_servers(draft.base.paths)
+        if self.to == BROADCAST or self.to in known:
+            return
+        listed = ", ".join(known) or "none yet"
+        raise UsageError(
+            f"unknown recipient {self.to!r}: the servers in the repository are "
+            f"{listed}",
+            hint="send to one of them, or to `all`; a server appears once it has "
+            "published its status",
+        )
+
+    def record(self, draft: Draft) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "id": self.message_id,
+            "from": draft.node,
             "to": self.to,
             "type": self.type,
             "priority": self.priority,
             "subject": self.subject,
             "body": self.body,
-            "timestamp": self.timestamp,
-            "read": read,
-            "read_by": list(self.read_by),
-            "reply_to": self.reply_to,
-            "automated": self.automated,
-            "path": self.path,
+            "timestamp": format_timestamp(draft.now),
+            "read": False,
+            "read_by": [],
         }
+        if self.reply_to:
+            record["reply_to"] = self.reply_to
+        if self.automated:
+            record["automated"] = True
+        return record
 
 
 @dataclass(frozen=True)
-class InboxEntry:
-    message: Message
-    is_read: bool
+class ReadResult:
+    """What `MarkRead` found: newly marked, already read, and archived ids."""
+
+    marked: tuple[str, ...]
+    already: tuple[str, ...]
+
+
+@register_operation
+@dataclass(frozen=True)
+class MarkRead:
+    """Record this server in `read_by` of the given messages."""
+
+    name: ClassVar[str] = "read"
+
+    message_ids: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> MarkRead:
+        return cls(tuple(payload["message_ids"]))
 
     def to_json(self) -> dict[str, Any]:
-        return self.message.to_json(read=self.is_read)
+        return {"message_ids": list(self.message_ids)}
+
+    def apply(self, draft: Draft) -> str | Moot:
+        document = _messages_document(draft)
+        wanted = set(self.message_ids)
+        found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in document["messages"]:
+            if record.get("id") in wanted:
+                found[record["id"]].append(record)
+        archived = self._archived(draft, wanted - set(found))
+        self._check(draft, found, wanted - set(found) - archived)
+        marked = [mid for mid, records in found.items() if self._mark(records, draft)]
+        already = sorted(wanted - set(marked))
+        draft.result = ReadResult(tuple(sorted(marked)), tuple(already))
+        if not marked:
+            return Moot(f"already read by {draft.node}: {', '.join(already)}")
+        draft.write(MESSAGES_PATH, document)
+        return f"read {', '.join(sorted(marked))}"
+
+    @staticmethod
+    def _archived(draft: Draft, missing: set[str]) -> set[str]:
+        """Archived messages were read by all their recipients already."""
+        ids: set[Any] = set()
+        for path in archive_paths(draft.base.paths):
+            ids.update(r.get("id") for r in message_records(draft.base.get(path)))
+        return missing & ids
+
+    @staticmethod
+    def _check(
+        draft: Draft, found: dict[str, list[dict[str, Any]]], unknown: set[str]
+    ) -> None:
+        if unknown:
+            raise UsageError(
+                f"no message {', '.join(sorted(unknown))} in {MESSAGES_PATH} or the "
+                f"archive at {draft.base.commit}",
+                hint="`build-watcher inbox --all` lists the messages for this server",
+            )
+        for message_id, records in found.items():
+            if not any(is_for(record, draft.node) for record in records):
+                record = records[0]
+                raise UsageError(
+                    f"message {message_id} is from {record.get('from')} to "
+                    f"{record.get('to')}, not for {draft.node}",
+                    hint="only a recipient can mark a message read",
+                )
+
+    @staticmethod
+    def _mark(records: list[dict[str, Any]], draft: Draft) -> bool:
+        """Mark every stored copy for me; a reused id names all its messages."""
+        changed = [mark_read(r, draft.node) for r in records if is_for(r, draft.node)]
+        return any(changed)
 
 
-def message_records(document: Any) -> list[dict[str, Any]]:
-    """The message objects of a messages or archive document, whatever its shape."""
-    records = document.get("messages") if isinstance(document, dict) else document
-    if not isinstance(records, list):
-        return []
-    return [record for record in records if isinstance(record, dict)]
+@register_operation
+@dataclass(frozen=True)
+class ArchiveMessages:
+    """Move old messages read by all their recipients to monthly archive files."""
 
+    name: ClassVar[str] = "archive-messages"
 
-def archive_path(moment: datetime) -> str:
-    return f"{ARCHIVE_DIR}/messages-{moment:%Y-%m}.json"
+    older_than_days: float
 
+    def to_json(self) -> dict[str, Any]:
+        return {"older_than_days": self.older_than_days}
 
-def archive_paths(paths: Iterable[str]) -> list[str]:
-    prefix = f"{ARCHIVE_DIR}/messages-"
-    return sorted(path for path in paths if path.startswith(prefix))
-
-
-def known_servers(paths: Iterable[str]) -> list[str]:
-    """Servers with a directory in the repository: the valid recipients, with `all`."""
-    return server_ids(set(paths))
-
-
-def recipients_of(record: Mapping[str, Any]) -> tuple[str, ...]:
-    """`to` as a tuple; old data may hold a list of ids instead of one id."""
-    to = record.get("to")
-    if isinstance(to, str):
-        return (to,)
-    if isinstance(to, list):
-        return tuple(item for item in to if isinstance(item, str))
-    return ()
-
-
-def is_for(record: Mapping[str, Any], me: str) -> bool:
-    """Addressed to me or to all, and not sent by me."""
-    if record.get("from") == me:
-        return False
-    to = record.get("to")
-    if to == me or to == BROADCAST:
-        return True
-    return isinstance(to, list) and (me in to or BROADCAST in to)
-
-
-def is_single_recipient(record: Mapping[str, Any]) -> bool:
-    to = record.get("to")
-    return isinstance(to, str) and to != BROADCAST
-
-
-def is_read_by(record: Mapping[str, Any], me: str) -> bool:
-    read_by = record.get("read_by")
-    if isinstance(read_by, list) and me in read_by:
-        return True
-    return record.get("read") is True and record.get("to") == me
-
-
-def is_read_by_all(record: Mapping[str, Any], known: Iterable[str]) -> bool:
-    """Every recipient has read it; a broadcast's recipients are the known servers."""
-    names = recipients_of(record)
-    if BROADCAST in names:
-        names = tuple(known)
-    sender = record.get("from")
-    return all(is_read_by(record, name) for name in names if name != sender)
-
-
-def mark_read(record: dict[str, Any], me: str) -> bool:
-    """Record that `me` read this message; False when that was already recorded."""
-    read_by = record.get("read_by")
-    if not isinstance(read_by, list):
-        read_by = []
-    if me in read_by:
-        return False
-    record["read_by"] = [*read_by, me]
-    if record.get("to") == me:
-        record["read"] = True
-    return True
-
-
-def inbox(
-    documents: Mapping[str, Any], me: str, include_read: bool = False
-) -> list[InboxEntry]:
-    """Messages for `me`, oldest first; read ones (and the archive) only on request."""
-    paths = (
-        [*archive_paths(documents), MESSAGES_PATH] if include_read else [MESSAGES_PATH]
-    )
-    entries: list[tuple[datetime, int, InboxEntry]] = []
-    seen: set[tuple[Any, ...]] = set()
-    for order, (path, record, when) in enumerate(_timed_records(documents, paths)):
-        if not is_for(record, me):
-            continue
-        is_read = is_read_by(record, me)
-        key = _identity(record)
-        if (is_read and not include_read) or key in seen:
-            continue
-        seen.add(key)
-        message = to_message(record, path, when)
-        entries.append((when or _EPOCH, order, InboxEntry(message, is_read)))
-    entries.sort(key=lambda item: (item[0], item[1]))
-    return [entry for _, _, entry in entries]
-
-
-def _timed_records(
-    documents: Mapping[str, Any], paths: list[str]
-) -> Iterator[tuple[str, dict[str, Any], datetime | None]]:
-    """Records in file order, each with its time; a record without a readable time
-    takes the time of the one before it, since messages are appended in order."""
-    last: datetime | None = None
-    for path in paths:
-        for record in message_records(documents.get(path)):
-            when = parse_timestamp(record.get("timestamp")) or last
-            last = when
-            yield path, record, when
-
-
-def _identity(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Copies of one message (a botched merge) count once; reused ids do not merge."""
-    return tuple(
-        str(record.get(key)) for key in ("id", "from", "to", "timestamp", "subject")
-    )
-
-
-def to_message(
-    record: Mapping[str, Any], path: str = MESSAGES_PATH, when: datetime | None = None
-) -> Message:
-    read_by = record.get("read_by")
-    reply_to = record.get("reply_to")
-    return Message(
-        id=_text(record.get("id")),
-        sender=_text(record.get("from")),
-        to=", ".join(recipients_of(record)),
-        type=_text(record.get("type")) or "info",
-        subject=_text(record.get("subject")),
-        body=_text(record.get("body")),
-        timestamp=_text(record.get("timestamp")),
-        when=when or parse_timestamp(record.get("timestamp")),
-        priority=_text(record.get("priority")) or "normal",
-        read_by=tuple(map(str, read_by)) if isinstance(read_by, list) else (),
-        reply_to=reply_to if isinstance(reply_to, str) else None,
-        automated=record.get("automated") is True,
-        path=path,
-    )
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
-
-
-def find_records(
-    documents: Mapping[str, Any], message_id: str
-) -> list[tuple[str, dict[str, Any]]]:
-    """Every stored record with this id, archive included, as (path, record)."""
-    found = []
-    for path in [*archive_paths(documents), MESSAGES_PATH]:
-        for record in message_records(documents.get(path)):
-            if record.get("id") == message_id:
-                found.append((path, record))
-    return found
-
-
-def thread_depth(documents: Mapping[str, Any], record: Mapping[str, Any]) -> int:
-    """How many messages the `reply_to` chain above `record` holds (0: not a reply)."""
-    by_id: dict[str, Mapping[str, Any]] = {}
-    for path in [*archive_paths(documents), MESSAGES_PATH]:
-        for item in message_records(documents.get(path)):
-            by_id.setdefault(_text(item.get("id")), item)
-    depth, seen = 0, set()
-    parent = record.get("reply_to")
-    while isinstance(parent, str) and parent not in seen:
-        seen.add(parent)
-        depth += 1
-        parent = by_id.get(parent, {}).get("reply_to")
-    return depth
+    def apply(self, draft: Draft) -> str | Moot:
+        document = _messages_document(draft)
+        cutoff = draft.now - timedelta(days=self.older_than_days)
+        known = known_servers(draft.base.paths)
+        kept: list[Any] = []
+        moved: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in document["messages"]:
+            is_record = isinstance(record, dict)
+            when = parse_timestamp(record.get("timestamp")) if is_record else None
+            if when is not None and when < cutoff and is_read_by_all(record, known):
+                moved[archive_path(when)].append(record)
+            else:
+                kept.append(record)
+        draft.result = {path: len(records) for path, records in sorted(moved.items())}
+        if not moved:
+            return Moot(
+                f"no message older than {self.older_than_days:g} days has been read "
+                "by all its recipients"
+            )
+        for path, records in moved.items():
+            archive = _messages_document(draft, path)
+            archive["messages"].extend(records)
+            draft.write(path, archive)
+        document["messages"] = kept
+        draft.write(MESSAGES_PATH, document)
+        return f"archive {sum(draft.result.values())} messages"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Fleet, git
+from watcher.config import Config
 from watcher.gitrepo import RemoteUnreachable
 from watcher.heartbeat import (
     commit_heartbeat,
@@ -19,6 +20,7 @@ from watcher.heartbeat import (
     read_heartbeats,
     tracking_prefix,
 )
+from watcher.transaction import tracking_ref
 
 MOMENT = datetime(2025, 11, 5, 13, 31, 35, tzinfo=UTC)
 
@@ -114,6 +116,12 @@ def test_a_url_remote_keeps_heartbeats_under_a_private_namespace(
     push_heartbeat(one, fleet.url, "build1", commit_heartbeat(one, "build1", document))
 
     assert tracking_prefix(fleet.url).startswith("refs/build-watcher/")
+    for remote in ("origin", fleet.url):
+        config = Config(repo=one, remote=remote)
+        assert (
+            tracking_prefix(remote).rsplit("/", 2)[0]
+            == (tracking_ref(config).rsplit("/", 1)[0])
+        )
     assert fetch_refspec(fleet.url).startswith("+refs/heads/heartbeat/*:")
     assert set(read_heartbeats(one, fleet.url)) == {"build1"}
 

@@ -12,8 +12,8 @@ a sequence number.
 
 from __future__ import annotations
 
-import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,12 +23,13 @@ from typing import Any
 from loguru import logger
 
 from watcher.documents import dump_document, read_blobs
-from watcher.gitrepo import GitError, check_ref_format, remote_failure, run_git
+from watcher.gitrepo import GitError, remote_failure, run_git
 from watcher.layout import heartbeat_path, is_valid_server_id
 from watcher.timestamps import format_timestamp, parse_timestamp
 
 BRANCH_PREFIX = "heartbeat/"
 COMMITTER_NAME = "build-watcher"
+_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -52,16 +53,15 @@ def branch_name(server: str) -> str:
     return BRANCH_PREFIX + server
 
 
-@functools.cache
 def tracking_prefix(remote: str) -> str:
     """Where peers' heartbeat branches are kept locally, next to the main branch's.
 
-    As for the main branch (`transaction.tracking_ref`), a remote given as a URL has
-    no remote-tracking namespace, so a private one is used.
+    The rule is the one `transaction.tracking_ref` applies to the main branch: a
+    remote given as a URL has no remote-tracking namespace, so a private one is used.
     """
-    if "/" in remote or not check_ref_format(f"refs/remotes/{remote}/x", branch=False):
-        return f"refs/build-watcher/remote/{BRANCH_PREFIX}"
-    return f"refs/remotes/{remote}/{BRANCH_PREFIX}"
+    if _REMOTE_NAME.match(remote):
+        return f"refs/remotes/{remote}/{BRANCH_PREFIX}"
+    return f"refs/build-watcher/remote/{BRANCH_PREFIX}"
 
 
 def fetch_refspec(remote: str) -> str:

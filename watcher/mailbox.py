@@ -124,7 +124,7 @@ class SendMessage:
         return asdict(self)
 
     def apply(self, draft: Draft) -> str | Moot:
-        self._check_recipient(draft)
+        self._check_references(draft)
         document = _messages_document(draft)
         draft.result = self.message_id
         if any(record.get("id") == self.message_id for record in document["messages"]):
@@ -133,7 +133,13 @@ class SendMessage:
         draft.write(MESSAGES_PATH, document)
         return f"send {self.message_id} to {self.to}"
 
-    def _check_recipient(self, draft: Draft) -> None:
+    def _check_references(self, draft: Draft) -> None:
+        if self.reply_to and not find_records(draft.base.documents, self.reply_to):
+            raise UsageError(
+                f"--reply-to {self.reply_to}: no such message in {MESSAGES_PATH} or "
+                f"the archive at {draft.base.commit}",
+                hint="`build-watcher inbox --all` lists the messages for this server",
+            )
         known = known_servers(draft.base.paths)
         if self.to == BROADCAST or self.to in known:
             return

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import psutil
+
 from watcher.errors import WatcherError
+
+GROUP_POLL_INTERVAL = 0.05
+KILL_WAIT = 5.0
 
 
 class ProcessError(WatcherError):
@@ -68,3 +76,87 @@ def environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     merged = dict(os.environ)
     merged.update(extra or {})
     return merged
+
+
+def spawn_group(
+    command: Sequence[str],
+    *,
+    cwd: str | Path,
+    env: Mapping[str, str],
+    output: int,
+) -> subprocess.Popen[bytes]:
+    """Start `command` as the leader of a new session and process group.
+
+    Its standard output and error go straight to the file descriptor `output` (never
+    a pipe nobody reads, so a chatty child cannot stall) and its standard input is
+    empty, so it cannot wait for a person.
+    """
+    try:
+        return subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except (FileNotFoundError, PermissionError) as error:
+        raise WatcherError(
+            f"cannot run `{command[0]}`: {error.strerror}",
+            hint=f"install {command[0]} or put it on PATH, or correct the command",
+        ) from error
+
+
+def live_group_members(group: int) -> list[int]:
+    """Processes of process group `group` that still run (zombies count as gone)."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass
+    members = []
+    for candidate in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(candidate.pid) != group:
+                continue
+        except (ProcessLookupError, PermissionError):
+            continue
+        if candidate.info["status"] != psutil.STATUS_ZOMBIE:
+            members.append(candidate.pid)
+    return members
+
+
+def stop_group(leader: subprocess.Popen[bytes], grace: float) -> list[int]:
+    """Stop the whole group `leader` leads: SIGTERM, up to `grace` s, then SIGKILL.
+
+    Returns the processes still alive afterwards (empty unless one escaped the
+    group or cannot be killed). A process that called setsid() itself has left the
+    group and is out of reach here; only a cgroup would hold it.
+    """
+    group = leader.pid
+    if _wait_group(leader, 0):
+        return []
+    _signal_group(group, signal.SIGTERM)
+    if not _wait_group(leader, grace):
+        _signal_group(group, signal.SIGKILL)
+        _wait_group(leader, KILL_WAIT)
+    leader.poll()
+    return live_group_members(group)
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signum)
+
+
+def _wait_group(leader: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait until the leader is reaped and no member of its group runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if leader.poll() is not None and not live_group_members(leader.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(GROUP_POLL_INTERVAL)

@@ -1,0 +1,255 @@
+"""Running one job: check it, fetch its source, run its command, record the result.
+
+The command runs as the leader of its own process group with its output written
+straight to a local log file, so a build that prints without end never blocks on a
+pipe. It stops on its timeout or when the `cancel` event is set: SIGTERM to the
+whole group, SIGKILL after `config.kill_grace`, and the group is waited for, so no
+process of the build outlives it. A process that leaves the group (setsid) escapes;
+only a cgroup per build would hold it.
+
+Cancellation and timeouts act on the build command at once; during the source fetch
+they act when the current git step ends (each is bounded by the time left).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from loguru import logger
+
+from watcher import process
+from watcher.artifacts import Artifact, collect_artifacts
+from watcher.config import Config
+from watcher.errors import WatcherError
+from watcher.jobinputs import JobInputs, check_job_inputs
+from watcher.recipes import Recipe, recipe_for
+from watcher.sourcetree import fetch_source
+
+TRIMMED_LOG_BYTES = 64 * 1024
+SUPERVISE_INTERVAL = 0.1
+
+
+class BuildStatus(enum.Enum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """How one run of a job ended, computed before anything is reported."""
+
+    job_id: str
+    status: BuildStatus
+    reason: str
+    started_at: datetime
+    duration: float
+    exit_code: int | None = None
+    log_path: Path | None = None
+    trimmed_log: str = ""
+    artifacts: tuple[Artifact, ...] = ()
+    source_commit: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is BuildStatus.COMPLETED
+
+
+@dataclass(frozen=True)
+class _Ending:
+    status: BuildStatus
+    reason: str
+    exit_code: int | None = None
+    source_commit: str | None = None
+
+
+@dataclass(frozen=True)
+class _Limits:
+    deadline: float
+    timeout: float
+    grace: float
+    cancel: threading.Event
+
+
+def run_build(
+    job: Mapping[str, Any],
+    config: Config,
+    build_config: Mapping[str, Any] | None,
+    *,
+    cancel: threading.Event | None = None,
+) -> BuildResult:
+    """Run `job` here to its end; never raises for a failure of the build itself."""
+    started_at, clock = datetime.now(UTC), time.monotonic()
+    try:
+        inputs = check_job_inputs(job)
+        recipe = recipe_for(inputs, config, build_config)
+    except WatcherError as error:
+        logger.bind(job=job.get("id")).warning("job refused: {}", error.message)
+        return BuildResult(
+            str(job.get("id")), BuildStatus.FAILED, error.message, started_at, 0.0
+        )
+    limits = _Limits(
+        clock + recipe.timeout,
+        recipe.timeout,
+        config.kill_grace,
+        cancel or threading.Event(),
+    )
+    log_path = local_log_path(config, inputs)
+    with log_path.open("wb") as log:
+        ending = _run_recipe(recipe, inputs, log, limits)
+    artifacts = _artifacts(recipe) if ending.status is BuildStatus.COMPLETED else ()
+    result = BuildResult(
+        inputs.job_id,
+        ending.status,
+        ending.reason,
+        started_at,
+        time.monotonic() - clock,
+        ending.exit_code,
+        log_path,
+        trim_log(log_path),
+        tuple(artifacts),
+        ending.source_commit,
+    )
+    logger.bind(job=inputs.job_id, status=result.status.value).info("build finished")
+    return result
+
+
+def local_log_path(config: Config, inputs: JobInputs) -> Path:
+    """The full log of one attempt, kept on this server outside the workspace."""
+    directory = config.state_path / "build-logs"
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = f".attempt-{inputs.attempt}" if inputs.attempt is not None else ""
+    return directory / f"{inputs.job_id}{suffix}.log"
+
+
+def _run_recipe(
+    recipe: Recipe, inputs: JobInputs, log: IO[bytes], limits: _Limits
+) -> _Ending:
+    _note(log, f"job {inputs.job_id} ({inputs.job_type}) in {recipe.paths.source}")
+    _prepare_workspace(recipe)
+    source_commit = None
+    if recipe.source is not None:
+        fetched = _fetch(recipe, log, limits)
+        if isinstance(fetched, _Ending):
+            return fetched
+        source_commit = fetched
+    if limits.cancel.is_set():
+        return _Ending(BuildStatus.CANCELLED, "cancelled before the build started")
+    ending = _run_command(recipe, inputs, log, limits)
+    _note(log, f"{ending.status.value}: {ending.reason}")
+    return _Ending(ending.status, ending.reason, ending.exit_code, source_commit)
+
+
+def _prepare_workspace(recipe: Recipe) -> None:
+    """A fresh directory per attempt: nothing left from an earlier run is trusted."""
+    shutil.rmtree(recipe.paths.root, ignore_errors=True)
+    recipe.paths.source.mkdir(parents=True)
+    recipe.paths.artifacts.mkdir()
+
+
+def _fetch(recipe: Recipe, log: IO[bytes], limits: _Limits) -> str | _Ending:
+    assert recipe.source is not None
+    try:
+        return fetch_source(recipe.source, recipe.paths.source, log, limits.deadline)
+    except WatcherError as error:
+        if time.monotonic() >= limits.deadline:
+            return _Ending(BuildStatus.TIMED_OUT, _timed_out(limits))
+        _note(log, f"fetching the source failed: {error.message}")
+        return _Ending(
+            BuildStatus.FAILED, f"fetching the source failed: {error.message}"
+        )
+
+
+def _run_command(
+    recipe: Recipe, inputs: JobInputs, log: IO[bytes], limits: _Limits
+) -> _Ending:
+    _note(log, "$ " + " ".join(recipe.command))
+    try:
+        child = process.spawn_group(
+            recipe.command,
+            cwd=recipe.paths.source,
+            env=_environment(recipe, inputs),
+            output=log.fileno(),
+        )
+    except WatcherError as error:
+        return _Ending(BuildStatus.FAILED, error.message)
+    stopped = _supervise(child, limits)
+    survivors = process.stop_group(child, limits.grace)
+    if survivors:
+        logger.bind(job=inputs.job_id, pids=survivors).error(
+            "build processes survived SIGKILL"
+        )
+    return stopped or _exit_ending(child.returncode)
+
+
+def _supervise(child: Any, limits: _Limits) -> _Ending | None:
+    """Wait for the command; an ending when it must be stopped, None when it exited."""
+    while child.poll() is None:
+        if limits.cancel.is_set():
+            return _Ending(BuildStatus.CANCELLED, "cancelled while running")
+        remaining = limits.deadline - time.monotonic()
+        if remaining <= 0:
+            return _Ending(BuildStatus.TIMED_OUT, _timed_out(limits))
+        limits.cancel.wait(min(remaining, SUPERVISE_INTERVAL))
+    return None
+
+
+def _timed_out(limits: _Limits) -> str:
+    return f"timed out after {limits.timeout:g} s"
+
+
+def _exit_ending(returncode: int) -> _Ending:
+    if returncode == 0:
+        return _Ending(BuildStatus.COMPLETED, "exited with status 0", 0)
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return _Ending(BuildStatus.FAILED, f"killed by {name}", returncode)
+    return _Ending(BuildStatus.FAILED, f"exited with status {returncode}", returncode)
+
+
+def _environment(recipe: Recipe, inputs: JobInputs) -> dict[str, str]:
+    """The daemon's environment without git's variables, plus the job's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(recipe.env)
+    env["BUILD_WATCHER_JOB_ID"] = inputs.job_id
+    env["BUILD_WATCHER_JOB_TYPE"] = inputs.job_type
+    env["BUILD_WATCHER_WORKSPACE"] = str(recipe.paths.source)
+    return env
+
+
+def _artifacts(recipe: Recipe) -> list[Artifact]:
+    return collect_artifacts(recipe.paths.root, recipe.artifact_patterns)
+
+
+def _note(log: IO[bytes], line: str) -> None:
+    log.write(f"[build-watcher] {line}\n".encode("utf-8", "replace"))
+    log.flush()
+
+
+def trim_log(path: Path, limit: int = TRIMMED_LOG_BYTES) -> str:
+    """The log's tail, at most `limit` bytes from a line start, with a header if cut."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - limit))
+        tail = handle.read(limit)
+    if len(tail) < size:
+        newline = tail.find(b"\n")
+        if 0 <= newline < len(tail) - 1:
+            tail = tail[newline + 1 :]
+    text = tail.decode("utf-8", "replace").replace("\x00", "")
+    cut = size - len(tail)
+    if cut == 0:
+        return text
+    header = f"[build-watcher] {cut} of {size} bytes cut; the full log is {path}\n"
+    return header + text

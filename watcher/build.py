@@ -17,6 +17,7 @@ import enum
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -108,21 +109,31 @@ def run_build(
     log_path = local_log_path(config, inputs)
     with log_path.open("wb") as log:
         ending = _run_recipe(recipe, inputs, log, limits)
-    artifacts = _artifacts(recipe) if ending.status is BuildStatus.COMPLETED else ()
-    result = BuildResult(
-        inputs.job_id,
-        ending.status,
-        ending.reason,
-        started_at,
-        time.monotonic() - clock,
-        ending.exit_code,
-        log_path,
-        trim_log(log_path),
-        tuple(artifacts),
-        ending.source_commit,
-    )
+    result = _result(inputs, recipe, ending, log_path, started_at)
     logger.bind(job=inputs.job_id, status=result.status.value).info("build finished")
     return result
+
+
+def _result(
+    inputs: JobInputs,
+    recipe: Recipe,
+    ending: _Ending,
+    log_path: Path,
+    started_at: datetime,
+) -> BuildResult:
+    completed = ending.status is BuildStatus.COMPLETED
+    return BuildResult(
+        job_id=inputs.job_id,
+        status=ending.status,
+        reason=ending.reason,
+        started_at=started_at,
+        duration=(datetime.now(UTC) - started_at).total_seconds(),
+        exit_code=ending.exit_code,
+        log_path=log_path,
+        trimmed_log=trim_log(log_path),
+        artifacts=tuple(_artifacts(recipe)) if completed else (),
+        source_commit=ending.source_commit,
+    )
 
 
 def local_log_path(config: Config, inputs: JobInputs) -> Path:
@@ -137,7 +148,10 @@ def _run_recipe(
     recipe: Recipe, inputs: JobInputs, log: IO[bytes], limits: _Limits
 ) -> _Ending:
     _note(log, f"job {inputs.job_id} ({inputs.job_type}) in {recipe.paths.source}")
-    _prepare_workspace(recipe)
+    try:
+        _prepare_workspace(recipe)
+    except OSError as error:
+        return _Ending(BuildStatus.FAILED, f"cannot prepare the workspace: {error}")
     source_commit = None
     if recipe.source is not None:
         fetched = _fetch(recipe, log, limits)
@@ -193,7 +207,7 @@ def _run_command(
     return stopped or _exit_ending(child.returncode)
 
 
-def _supervise(child: Any, limits: _Limits) -> _Ending | None:
+def _supervise(child: subprocess.Popen[bytes], limits: _Limits) -> _Ending | None:
     """Wait for the command; an ending when it must be stopped, None when it exited."""
     while child.poll() is None:
         if limits.cancel.is_set():

@@ -9,6 +9,7 @@ config file (`--config`, else `/etc/build-watcher/config.toml`, else the checkou
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ SYSTEM_CONFIG = Path("/etc/build-watcher/config.toml")
 CHECKOUT_CONFIG = ".build-watcher.toml"
 ENV_PREFIX = "BUILD_WATCHER_"
 DEFAULT_JOB_TYPES = ("build", "package")
+_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,17 @@ class Config:
     def state_path(self) -> Path:
         """Private state (progress, offline queue, logs): outside the tracked tree."""
         return self.state_dir or self.repo / ".git" / "build-watcher"
+
+    @property
+    def tracking_ref(self) -> str:
+        """Where the remote branch's tip is kept after a fetch.
+
+        A remote given as a URL has no remote-tracking namespace; a private ref is
+        used instead.
+        """
+        if _REMOTE_NAME.match(self.remote):
+            return f"refs/remotes/{self.remote}/{self.branch}"
+        return f"refs/build-watcher/remote/{self.branch}"
 
     @property
     def workspace_path(self) -> Path:

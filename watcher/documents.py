@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watcher.gitrepo import run_git
+from watcher.config import Config
+from watcher.gitrepo import GitError, run_git
 from watcher.layout import is_coordination_path
 from watcher.problems import Problem
 from watcher.validation import DocumentResult, Profile, check_document
@@ -159,3 +160,26 @@ def _results_for(
         cache.put(sha, path, result)
         results[path] = result
     return results
+
+
+def latest_snapshot(config: Config) -> Snapshot:
+    """What the fleet last shared: the remote branch's tip as last fetched.
+
+    Without any fetched tip, the checkout's HEAD stands in.
+    """
+    for rev in (config.tracking_ref, "HEAD"):
+        try:
+            return read_snapshot(config.repo, rev)
+        except GitError:
+            continue
+    return Snapshot(None)
+
+
+def refresh_tip(config: Config) -> str | None:
+    """Fetch the remote branch's tip; the reason when that failed, else None."""
+    refspec = f"+refs/heads/{config.branch}:{config.tracking_ref}"
+    try:
+        run_git(["fetch", "--quiet", config.remote, refspec], cwd=config.repo)
+    except GitError as error:
+        return error.stderr.strip() or error.message
+    return None

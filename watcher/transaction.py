@@ -79,6 +79,11 @@ class Outcome:
     def is_done(self) -> bool:
         return self.status is OutcomeStatus.DONE
 
+    @property
+    def exit_code(self) -> int:
+        """For a command: 0 when done or queued, 1 when moot or failed."""
+        return 0 if self.status in (OutcomeStatus.DONE, OutcomeStatus.QUEUED) else 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status.value,
@@ -256,6 +261,20 @@ def tracking_ref(config: Config) -> str:
     if _REMOTE_NAME.match(config.remote):
         return f"refs/remotes/{config.remote}/{config.branch}"
     return f"refs/build-watcher/remote/{config.branch}"
+
+
+def read_shared_snapshot(config: Config) -> Snapshot:
+    """What the fleet has shared, without fetching: the remote branch as last
+    fetched, else HEAD (a checkout that never fetched, or a legacy one)."""
+    for rev in (tracking_ref(config), "HEAD"):
+        commit = gitrepo.resolve_commit(config.repo, rev)
+        if commit is not None:
+            return read_snapshot(config.repo, commit)
+    raise WatcherError(
+        f"{config.repo}: no commit to read ({tracking_ref(config)} and HEAD are "
+        "both missing)",
+        hint="clone the coordination repository, or run `build-watcher init`",
+    )
 
 
 def backoff(attempt_number: int) -> float:

@@ -1,0 +1,34 @@
+"""`build-watcher cancel JOB_ID`: end a queued job, or ask a running one's holder
+to stop it, in one transaction."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from watcher.config import load_config
+
+HELP = "cancel a job"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", metavar="JOB_ID", help="the job to cancel")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from watcher.joblist import CancelJob
+    from watcher.transaction import OutcomeStatus, transact
+
+    config = load_config(args.repo, args.node, args.config)
+    config.require_node()
+    outcome = transact(config, CancelJob(args.job_id))
+    if args.format == "json":
+        print(json.dumps({"job_id": args.job_id, **outcome.to_json()}, indent=2))
+    elif outcome.status is OutcomeStatus.DONE:
+        print(outcome.summary)
+    elif outcome.status is OutcomeStatus.QUEUED:
+        print(f"cancel {args.job_id} waits in the offline queue: {outcome.reason}")
+    else:
+        print(f"nothing cancelled: {outcome.reason}")
+    return outcome.exit_code

@@ -1,0 +1,56 @@
+"""`build-watcher submit`: queue a job in one transaction and print its id."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from watcher.config import load_config
+
+HELP = "queue a job"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--type", required=True, help="job type, such as build")
+    parser.add_argument("--branch", required=True, help="branch of the source to build")
+    parser.add_argument("--commit", help="commit of the source (7 to 40 hex digits)")
+    parser.add_argument(
+        "--priority", type=int, default=5, help="1 is the most urgent (default 5)"
+    )
+    parser.add_argument("--description", default="", help="one line for people")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        dest="labels",
+        help="a label the server must have (repeatable)",
+    )
+    parser.add_argument("--timeout", type=float, help="build timeout in seconds")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from watcher.joblist import SubmitJob
+    from watcher.transaction import OutcomeStatus, transact
+
+    config = load_config(args.repo, args.node, args.config)
+    config.require_node()
+    request = SubmitJob(
+        type=args.type,
+        branch=args.branch,
+        commit=args.commit,
+        priority=args.priority,
+        description=args.description,
+        labels=tuple(args.labels),
+        timeout=args.timeout,
+    )
+    outcome = transact(config, request)
+    if args.format == "json":
+        print(json.dumps({"job_id": request.job_id, **outcome.to_json()}, indent=2))
+    elif outcome.status is OutcomeStatus.QUEUED:
+        print(f"{request.job_id} (waiting in the offline queue: {outcome.reason})")
+    elif outcome.status is OutcomeStatus.FAILED:
+        print(f"not submitted: {outcome.reason}")
+    else:
+        print(request.job_id)
+    return outcome.exit_code

@@ -1,28 +1,172 @@
 """Strict JSON loading, before any schema.
 
-PLACEHOLDER INTERFACE: the full loader (line and column for every fault, duplicate
-keys, conflict markers, NaN, depth and size limits) replaces this body.
+The standard parser is lenient where a coordination file must not be: it keeps the
+last of two equal keys, accepts `NaN`, reads integers no other JSON reader keeps
+exactly, and auto-detects UTF-16. Here the C parser still does the work, with
+hooks that refuse those cases; only when something is wrong does the slower
+analysis in `watcher.jsonfaults` run, to say what is wrong and on which line.
+
+Each fault has its own `rule`: `too-large`, `empty`, `byte-order-mark`, `encoding`,
+`conflict-marker`, `trailing-comma`, `syntax`, `duplicate-key`,
+`non-finite-number`, `large-integer`, `too-deep`. CRLF line ends are a `line-ends`
+warning.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-from watcher.problems import Problem
+from watcher import jsonfaults
+from watcher.jsonfaults import MAX_DEPTH, MAX_SAFE_INTEGER, LoadError, fault
+from watcher.jsonpaths import line_and_column
+from watcher.problems import Problem, Severity
+
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "LoadError", "load_json"]
+
+MAX_BYTES = 8 * 1024 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-class LoadError(Exception):
-    """The bytes are not a JSON document this product accepts."""
+class _Refused(Exception):
+    """Raised from inside the C parser's hooks; located afterwards."""
 
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.message)
-        self.problem = problem
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
 
 
 def load_json(data: bytes, path: str) -> tuple[Any, list[Problem]]:
     """Parse `data`; return the value and warnings, or raise LoadError."""
+    _check_bytes(data, path)
+    text = _decode(data, path)
+    value = _parse(text, path)
+    if _is_deeper_than(value, MAX_DEPTH):
+        raise jsonfaults.refusal(text, path, "too-deep")
+    return value, _line_end_warnings(text, path)
+
+
+def _check_bytes(data: bytes, path: str) -> None:
+    if len(data) > MAX_BYTES:
+        raise fault(
+            path,
+            "too-large",
+            f"file is {len(data)} bytes, over the {MAX_BYTES // 2**20} MiB "
+            f"({MAX_BYTES} bytes) limit for a coordination file",
+            "coordination files stay small: archive old records "
+            "(`build-watcher messages archive`) and keep bulky data elsewhere",
+        )
+    if not data.strip():
+        raise fault(
+            path,
+            "empty",
+            "file is empty" if not data else "file holds only whitespace",
+            "restore the last good version (`git checkout HEAD~1 -- PATH`) or write "
+            'the empty form of the document, such as {"jobs": []}',
+        )
+    if data.startswith(UTF8_BOM):
+        raise fault(
+            path,
+            "byte-order-mark",
+            "file starts with a UTF-8 byte-order mark, which JSON does not allow",
+            "save the file as UTF-8 without a BOM: "
+            "`sed -i '1s/^\\xEF\\xBB\\xBF//' PATH`",
+        )
+
+
+def _decode(data: bytes, path: str) -> str:
     try:
-        return json.loads(data), []
-    except ValueError as error:
-        raise LoadError(Problem(path, str(error), rule="syntax")) from error
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        utf16 = data.startswith(UTF16_BOMS)
+        detail = (
+            "file is UTF-16 (it starts with a UTF-16 byte-order mark)"
+            if utf16
+            else f"byte 0x{data[error.start]:02x} is not valid UTF-8"
+        )
+        raise fault(
+            path,
+            "encoding",
+            f"{detail}; coordination files must be UTF-8",
+            f"convert it: `iconv -f {'UTF-16' if utf16 else 'LATIN1'} -t UTF-8 PATH`",
+            line=data.count(b"\n", 0, error.start) + 1,
+            column=len(data[line_start : error.start].decode("utf-8")) + 1,
+        ) from None
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _Refused("duplicate-key")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    value = int(text)
+    # Fifteen characters cannot exceed 2**53, so most integers stop at this test.
+    if len(text) > 15 and abs(value) > MAX_SAFE_INTEGER:
+        raise _Refused("large-integer")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Refused("non-finite-number")
+    return value
+
+
+def _parse_constant(text: str) -> float:
+    raise _Refused("non-finite-number")
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_pairs,
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+    parse_constant=_parse_constant,
+)
+
+
+def _parse(text: str, path: str) -> Any:
+    try:
+        return _DECODER.decode(text)
+    except _Refused as refused:
+        raise jsonfaults.refusal(text, path, refused.rule) from None
+    except RecursionError:
+        raise jsonfaults.refusal(text, path, "too-deep") from None
+    except json.JSONDecodeError as error:
+        raise jsonfaults.syntax_error(text, path, error) from None
+
+
+def _is_deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = current.values() if isinstance(current, dict) else current
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _line_end_warnings(text: str, path: str) -> list[Problem]:
+    first = text.find("\r\n")
+    if first < 0:
+        return []
+    line, column = line_and_column(text, first)
+    return [
+        Problem(
+            path,
+            f"{text.count(chr(13) + chr(10))} line(s) end with CRLF; the product "
+            "writes LF",
+            severity=Severity.WARNING,
+            line=line,
+            column=column,
+            rule="line-ends",
+            hint="convert with `dos2unix PATH` or `sed -i 's/\\r$//' PATH`",
+        )
+    ]

@@ -22,6 +22,7 @@ from loguru import logger
 
 from watcher.diff import diff_snapshots
 from watcher.documents import BlobCache, Snapshot, read_blobs, read_snapshot
+from watcher.errors import WatcherError
 from watcher.events import Event
 from watcher.gitrepo import run_git, run_git_process
 from watcher.layout import is_coordination_path
@@ -92,9 +93,11 @@ def replay(
     message twice. Without `since`, the replay starts from the empty repository.
     """
     memory = memory or Progress(me)
-    cache = cache or BlobCache(capacity=64)
+    cache = cache or BlobCache(capacity=256)
     tip = resolve_commit(repo, until)
-    start = read_snapshot(repo, since, cache=cache) if since else Snapshot(None)
+    start = Snapshot(None)
+    if since:
+        start = read_snapshot(repo, resolve_commit(repo, since), cache=cache)
     if since and not is_ancestor(repo, start.commit or since, tip):
         yield _jump(repo, start, tip, me, memory=memory, cache=cache)
         return
@@ -136,8 +139,15 @@ def events_between(
 
 
 def resolve_commit(repo: Path, rev: str) -> str:
-    out = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo)
-    return out.decode().strip()
+    """The commit id `rev` names in `repo`, or an error saying it names none."""
+    args = ["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
+    out = run_git(args, cwd=repo, check=False).decode().strip()
+    if not out:
+        raise WatcherError(
+            f"{repo}: {rev!r} names no commit",
+            hint="give a commit id, branch or tag of this checkout (see `git log`)",
+        )
+    return out
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:

@@ -87,7 +87,7 @@ def tokens(text: str) -> Iterator[Token]:
         token_text = string if string is not None else bare
         frame = stack[-1] if stack else None
         if frame is not None and frame.is_object and frame.expect_key:
-            frame.key = json.loads(token_text)
+            frame.key = _key(token_text)
             frame.expect_key = False
             yield Token(offset, frame.child_path(), token_text, True, len(stack))
         else:
@@ -98,6 +98,11 @@ def tokens(text: str) -> Iterator[Token]:
                 False,
                 len(stack),
             )
+
+
+def _key(literal: str) -> str:
+    key: str = json.loads(literal) if "\\" in literal else literal[1:-1]
+    return key
 
 
 def _punctuate(mark: str, stack: list[_Frame], offset: int) -> None:

@@ -1,22 +1,47 @@
-"""Validation of coordination documents against the bundled schemas.
+"""Validation of coordination documents: strict loading, then the bundled schemas.
 
-PLACEHOLDER INTERFACE: the schema checks replace this body.
+Three ways to judge one version of one file:
+
+- `Profile.STRICT`: every departure from the strict schema is an error. This is
+  what the product writes and what new content must be.
+- `Profile.LEGACY`: only what the legacy profile rejects is an error; each way the
+  document departs from strict is a warning. A real repository reads this way.
+- `check_change`: what a commit changes. Records it adds or alters must be strict;
+  records it leaves as they were are held to legacy, so a team can adopt the hook
+  before it migrates. Jobs and messages are matched by `id`, locks by name; other
+  documents are judged whole.
+
+Two records with one id cannot be refused by JSON Schema, so that check runs
+here, after the schema, and counts as a strict rule (`unique-id`).
+
+Strict validation runs first: a document that passes it passes legacy too, so
+the second validation runs only for documents that depart from strict.
 """
 
 from __future__ import annotations
 
-import enum
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from watcher import findings as found
+from watcher.findings import Finding, PathParts
 from watcher.jsonload import LoadError, load_json
+from watcher.jsonpaths import format_path, line_and_column, locate_paths
 from watcher.layout import DocumentKind, kind_of
-from watcher.problems import Problem
+from watcher.problems import Problem, Severity
+from watcher.schemas import Profile, validator
 
+__all__ = [
+    "DocumentResult",
+    "Profile",
+    "check_change",
+    "check_document",
+    "check_value",
+]
 
-class Profile(enum.Enum):
-    STRICT = "strict"
-    LEGACY = "legacy"
+NO_SCHEMA_RULE = "no-schema"
 
 
 @dataclass
@@ -32,9 +57,62 @@ class DocumentResult:
     def is_valid(self) -> bool:
         return not any(problem.is_error for problem in self.problems)
 
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.is_error]
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    """Legacy errors, and the strict departures legacy accepts."""
+
+    legacy_errors: Sequence[Finding] = ()
+    departures: Sequence[Finding] = ()
+
 
 def check_document(path: str, data: bytes, profile: Profile) -> DocumentResult:
     """Parse then validate one file's bytes."""
+    return _check(path, data, lambda value: _judge_profile(path, value, profile))
+
+
+def check_value(path: str, value: Any, profile: Profile) -> list[Problem]:
+    """Schema problems of an already parsed value (no line numbers)."""
+    return _judge_profile(path, value, profile).problems(path, None)
+
+
+def check_change(path: str, data: bytes, before: Any = None) -> DocumentResult:
+    """Judge a new version against the one it replaces (`before`; None: a new file).
+
+    Strict departures inside records that are unchanged since `before` are
+    warnings; everywhere else they are errors.
+    """
+    return _check(path, data, lambda value: _judge_change(path, before, value))
+
+
+class _Verdict:
+    """Findings sorted into severities, turned into problems once text is known."""
+
+    def __init__(
+        self, *groups: tuple[Severity, Sequence[Finding]], notes: Sequence[Problem] = ()
+    ) -> None:
+        self.groups = groups
+        self.notes = notes
+
+    def problems(self, path: str, data: bytes | None) -> list[Problem]:
+        wanted = {f.parts for _, group in self.groups for f in group}
+        text = data.decode("utf-8") if data is not None and wanted else None
+        offsets = locate_paths(text, wanted) if text is not None else {}
+        return [
+            *self.notes,
+            *(
+                _problem(path, severity, finding, text, offsets.get(finding.parts))
+                for severity, group in self.groups
+                for finding in group
+            ),
+        ]
+
+
+def _check(path: str, data: bytes, judge: Callable[[Any], _Verdict]) -> DocumentResult:
     result = DocumentResult(path, kind_of(path))
     try:
         result.value, warnings = load_json(data, path)
@@ -42,10 +120,129 @@ def check_document(path: str, data: bytes, profile: Profile) -> DocumentResult:
         result.problems.append(error.problem)
         return result
     result.problems.extend(warnings)
-    result.problems.extend(check_value(path, result.value, profile))
+    result.problems.extend(judge(result.value).problems(path, data))
     return result
 
 
-def check_value(path: str, value: Any, profile: Profile) -> list[Problem]:
-    """Schema problems of an already parsed value (no line numbers)."""
-    return []
+def _judge_profile(path: str, value: Any, profile: Profile) -> _Verdict:
+    kind = kind_of(path)
+    if kind is None:
+        return _Verdict(notes=[no_schema_problem(path)])
+    if profile is Profile.STRICT:
+        return _Verdict((Severity.ERROR, _strict_findings(kind, value)))
+    judgement = _judge(kind, value)
+    return _Verdict(
+        (Severity.ERROR, judgement.legacy_errors),
+        (Severity.WARNING, judgement.departures),
+    )
+
+
+def _judge_change(path: str, before: Any, value: Any) -> _Verdict:
+    kind = kind_of(path)
+    if kind is None:
+        return _Verdict(notes=[no_schema_problem(path)])
+    judgement = _judge(kind, value)
+    untouched = _untouched_regions(kind, before, value)
+    kept = [f for f in judgement.departures if _is_untouched(f, untouched)]
+    changed = [f for f in judgement.departures if f not in kept]
+    return _Verdict(
+        (Severity.ERROR, [*judgement.legacy_errors, *changed]),
+        (Severity.WARNING, kept),
+    )
+
+
+def _strict_findings(kind: DocumentKind, value: Any) -> list[Finding]:
+    strict = found.schema_findings(validator(kind, Profile.STRICT), value)
+    return [*strict, *found.duplicate_ids(kind, value)]
+
+
+def _judge(kind: DocumentKind, value: Any) -> _Judgement:
+    strict = _strict_findings(kind, value)
+    if not strict:
+        return _Judgement()
+    legacy = found.schema_findings(validator(kind, Profile.LEGACY), value)
+    departures = [f for f in strict if not found.covered(f, legacy)]
+    return _Judgement(legacy, departures)
+
+
+def _is_untouched(finding: Finding, regions: Sequence[PathParts]) -> bool:
+    places = (finding.parts, *finding.related)
+    return all(any(place[: len(r)] == r for r in regions) for place in places)
+
+
+def _untouched_regions(kind: DocumentKind, before: Any, after: Any) -> list[PathParts]:
+    """JSON paths of the parts of `after` that are as they were in `before`."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    container = "locks" if kind is DocumentKind.LOCKS else found.RECORD_LISTS.get(kind)
+    if container is None:
+        return []
+    regions = _unchanged_members(before, after, None, skip=container)
+    if kind is DocumentKind.LOCKS:
+        return regions + _unchanged_members(before, after, container)
+    old = before.get(container)
+    new = after.get(container)
+    if isinstance(old, list) and isinstance(new, list):
+        kept = {_record_key(record) for record in old}
+        regions += [
+            (container, i)
+            for i, record in enumerate(new)
+            if _record_key(record) in kept
+        ]
+    return regions
+
+
+def _unchanged_members(
+    before: dict[str, Any], after: dict[str, Any], member: str | None, skip: str = ""
+) -> list[PathParts]:
+    """Members of `after` (or of its `member` object) equal to those in `before`."""
+    old = before.get(member) if member else before
+    new = after.get(member) if member else after
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return []
+    prefix: PathParts = (member,) if member else ()
+    return [
+        (*prefix, key)
+        for key, value in new.items()
+        if key != skip and key in old and old[key] == value
+    ]
+
+
+def _record_key(record: Any) -> str:
+    """A record's identity and content: equal keys mean an untouched record."""
+    return json.dumps(record, sort_keys=True, default=str)
+
+
+def _problem(
+    path: str,
+    severity: Severity,
+    finding: Finding,
+    text: str | None,
+    offset: int | None,
+) -> Problem:
+    line, column = (
+        line_and_column(text, offset) if text and offset is not None else (0, 0)
+    )
+    hint = finding.hint
+    if severity is Severity.WARNING and finding.rule != "unique-id":
+        hint = found.MIGRATE_HINT
+    return Problem(
+        path,
+        finding.message,
+        severity=severity,
+        line=line,
+        column=column,
+        json_path=format_path(finding.parts),
+        rule=finding.rule,
+        hint=hint,
+    )
+
+
+def no_schema_problem(path: str) -> Problem:
+    """A JSON file in the coordination tree that no bundled schema covers."""
+    return Problem(
+        path,
+        "no schema covers this file: it was parsed but not validated",
+        severity=Severity.INFO,
+        rule=NO_SCHEMA_RULE,
+    )

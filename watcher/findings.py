@@ -1,0 +1,158 @@
+"""What a schema check found, said plainly: one `Finding` per broken rule.
+
+A finding has the JSON path of the value concerned, a message that names the
+value and what was expected (never the whole offending object), the rule broken
+(a JSON Schema keyword, or `unique-id` for the one check JSON Schema cannot
+express), and a hint. Positions in the text are added later, and only when the
+text is at hand.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from watcher.layout import DocumentKind
+from watcher.schemas import MESSAGES_KEYWORD, Validator
+
+PathParts = tuple[str | int, ...]
+
+MIGRATE_HINT = "`build-watcher migrate` rewrites a legacy repository in the strict form"
+TIMESTAMP_HINT = "write RFC 3339 in UTC with Z, such as 2025-11-04T20:45:00Z"
+RECORD_LISTS = {
+    DocumentKind.JOBS: "jobs",
+    DocumentKind.MESSAGES: "messages",
+    DocumentKind.MESSAGE_ARCHIVE: "messages",
+}
+_REQUIRED = re.compile(r"^(.*) is a required property$")
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    parts: PathParts
+    message: str
+    rule: str
+    hint: str = ""
+    related: tuple[PathParts, ...] = ()  # other places the same fault involves
+
+    def is_within(self, prefix: PathParts) -> bool:
+        return self.parts[: len(prefix)] == prefix
+
+
+def schema_findings(validator: Validator, value: Any) -> list[Finding]:
+    """Every schema error, the most relevant first (as `jsonschema.best_match`)."""
+    errors = list(validator.iter_errors(value))
+    if not errors:
+        return []
+    from jsonschema.exceptions import best_match, relevance
+
+    top = max(errors, key=relevance)
+    ordered = [top, *(error for error in errors if error is not top)]
+    return [_finding(best_match([error])) for error in ordered]
+
+
+def duplicate_ids(kind: DocumentKind, value: Any) -> list[Finding]:
+    """Records sharing an id, reported at the second occurrence's `id`."""
+    container = RECORD_LISTS.get(kind)
+    records = value.get(container) if container and isinstance(value, dict) else None
+    if not isinstance(records, list):
+        return []
+    first: dict[Any, int] = {}
+    found = []
+    for index, record in enumerate(records):
+        record_id = record.get("id") if isinstance(record, dict) else None
+        if not isinstance(record_id, str | int):
+            continue
+        if record_id in first:
+            found.append(
+                _duplicate(container or "", index, record_id, first[record_id])
+            )
+        else:
+            first[record_id] = index
+    return found
+
+
+def _duplicate(container: str, index: int, record_id: Any, first: int) -> Finding:
+    return Finding(
+        (container, index, "id"),
+        f"duplicate id {json.dumps(record_id)}: $.{container}[{first}] has it too",
+        "unique-id",
+        "give one of the records a new id (the product's ids never repeat); "
+        "if both are the same record, keep one",
+        related=((container, first, "id"),),
+    )
+
+
+def _finding(error: Any) -> Finding:
+    message, hint = _describe(error)
+    return Finding(tuple(error.absolute_path), message, str(error.validator), hint)
+
+
+def _describe(error: Any) -> tuple[str, str]:
+    custom = _custom_message(error)
+    if custom is not None:
+        return custom, MIGRATE_HINT
+    keyword, instance, expected = error.validator, error.instance, error.validator_value
+    if keyword == "format":
+        return f"{show(instance)} is not an RFC 3339 UTC timestamp", TIMESTAMP_HINT
+    if keyword == "type":
+        wanted = " or ".join(expected if isinstance(expected, list) else [expected])
+        found = show(instance)
+        if not isinstance(instance, dict | list):
+            found = f"{_type_name(instance)} {found}"
+        return f"expected {wanted}, found {found}", ""
+    if keyword == "enum":
+        choices = ", ".join(show(choice) for choice in expected)
+        return f"{show(instance)} is not one of {choices}", ""
+    if keyword == "required":
+        match = _REQUIRED.match(error.message)
+        name = ast.literal_eval(match.group(1)) if match else "?"
+        return f"missing required field `{name}`", ""
+    if keyword == "minLength" and expected == 1:
+        return "must not be empty", ""
+    if keyword in ("minimum", "exclusiveMinimum"):
+        relation = "at least" if keyword == "minimum" else "more than"
+        return f"{show(instance)} must be {relation} {expected}", ""
+    return _shorten(error.message), ""
+
+
+def _custom_message(error: Any) -> str | None:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    messages = schema.get(MESSAGES_KEYWORD, {})
+    custom = messages.get(error.validator)
+    return custom.replace("{value}", show(error.instance)) if custom else None
+
+
+def _type_name(instance: Any) -> str:
+    return _JSON_TYPES.get(type(instance), type(instance).__name__)
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A value as JSON, cut short: messages never quote a whole document."""
+    if isinstance(value, dict):
+        return "an object" if value else "{}"
+    if isinstance(value, list):
+        return f"an array of {len(value)}" if value else "[]"
+    return _shorten(json.dumps(value, ensure_ascii=False), limit)
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def covered(finding: Finding, others: Iterable[Finding]) -> bool:
+    """Whether another finding is at the same place or encloses it."""
+    return any(finding.is_within(other.parts) for other in others)

@@ -9,6 +9,7 @@ offline queue can rebuild them from JSON.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -139,8 +140,28 @@ def rebuild_operation(name: str, module: str, payload: dict[str, Any]) -> Operat
             hint="run the build-watcher version that queued it, or remove the entry",
         )
     from_json = getattr(cls, "from_json", None)
-    operation: Operation = from_json(payload) if from_json else cls(**payload)
+    try:
+        operation: Operation = from_json(payload) if from_json else cls(**payload)
+    except (TypeError, ValueError, KeyError) as error:
+        raise WatcherError(
+            f"queued operation {name!r} cannot be rebuilt from {payload!r}: {error}"
+        ) from error
     return operation
+
+
+def operation_payload(operation: Any) -> dict[str, Any]:
+    """A dataclass operation's fields as JSON values (tuples become lists), the
+    payload `cls(**payload)` rebuilds it from."""
+    return {
+        item.name: _jsonable(getattr(operation, item.name))
+        for item in dataclasses.fields(operation)
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(item) for item in value]
+    return value
 
 
 def strict_problems(draft: Draft) -> list[Problem]:

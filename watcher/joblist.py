@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from watcher.draft import Draft, Moot, register_operation
+from watcher.draft import Draft, Moot, operation_payload, register_operation
 from watcher.errors import UsageError
 from watcher.gitrepo import check_ref_format
 from watcher.ids import new_id
@@ -145,9 +145,7 @@ class SubmitJob:
         return job
 
     def to_json(self) -> dict[str, Any]:
-        data = {key: getattr(self, key) for key in self.__dataclass_fields__}
-        data["labels"] = list(self.labels)
-        return data
+        return operation_payload(self)
 
 
 def submit_problems(request: SubmitJob) -> list[str]:
@@ -231,7 +229,7 @@ class ClaimJob:
         return f"claim {self.job_id}"
 
     def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+        return operation_payload(self)
 
 
 @register_operation
@@ -262,13 +260,11 @@ class ClaimNext:
         return f"claim {job.get('id')}"
 
     def to_json(self) -> dict[str, Any]:
-        data = {key: getattr(self, key) for key in self.__dataclass_fields__}
-        data.update(types=list(self.types), labels=list(self.labels))
-        return data
+        return operation_payload(self)
 
-    @classmethod
-    def from_json(cls, payload: dict[str, Any]) -> ClaimNext:
-        return cls(**{**payload, "types": tuple(payload["types"])})
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "types", tuple(self.types))
+        object.__setattr__(self, "labels", tuple(self.labels))
 
 
 @register_operation
@@ -309,9 +305,7 @@ class FinishJob:
         return {"log": self.log, "exit_code": self.exit_code}
 
     def to_json(self) -> dict[str, Any]:
-        data = {key: getattr(self, key) for key in self.__dataclass_fields__}
-        data["artifacts"] = [dict(artifact) for artifact in self.artifacts]
-        return data
+        return operation_payload(self)
 
 
 @register_operation
@@ -354,4 +348,4 @@ class RequeueJob:
         return f"requeue {self.job_id} as attempt {job['attempt']}: {self.reason}"
 
     def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+        return operation_payload(self)

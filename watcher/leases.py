@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from watcher.documents import Snapshot
-from watcher.draft import Draft, Moot, register_operation
+from watcher.draft import Draft, Moot, operation_payload, register_operation
 from watcher.errors import UsageError
 from watcher.layout import LOCKS_PATH
 from watcher.outbox import write_durably
@@ -191,7 +191,7 @@ class AcquireLock:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+        return operation_payload(self)
 
 
 @register_operation
@@ -250,7 +250,7 @@ class ExpireLock:
         return f"expire lock {self.lock} of {holder} (epoch {record['epoch']})"
 
     def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+        return operation_payload(self)
 
 
 def _clear(record: dict[str, Any]) -> None:

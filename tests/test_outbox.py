@@ -90,7 +90,10 @@ def test_a_queued_operation_survives_the_crash_of_its_process(fleet: Fleet) -> N
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     crashed = subprocess.run(
-        [sys.executable, "-c", script, str(checkout)], capture_output=True, text=True
+        [sys.executable, "-c", script, str(checkout)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     job_id, status = crashed.stdout.split()
 

@@ -84,19 +84,20 @@ def spawn_group(
     cwd: str | Path,
     env: Mapping[str, str],
     output: int,
+    stdin: int = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
     """Start `command` as the leader of a new session and process group.
 
     Its standard output and error go straight to the file descriptor `output` (never
     a pipe nobody reads, so a chatty child cannot stall) and its standard input is
-    empty, so it cannot wait for a person.
+    empty (or the file descriptor `stdin`), so it cannot wait for a person.
     """
     try:
         return subprocess.Popen(
             list(command),
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

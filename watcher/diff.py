@@ -115,8 +115,8 @@ def _changed_documents(previous: Snapshot, current: Snapshot) -> list[str]:
     changed = [
         path
         for path in paths
-        if kind_of(path) in _RANK
-        and previous.documents.get(path) is not current.documents.get(path)
+        if previous.documents.get(path) is not current.documents.get(path)
+        and kind_of(path) in _RANK
     ]
     return sorted(changed, key=lambda path: (_RANK[kind_of(path)], path))
 
@@ -143,6 +143,8 @@ def _worst(problems: Iterable[Problem]) -> Problem | None:
 
 
 def _joined_events(previous: Snapshot, current: Snapshot) -> list[Event]:
+    if current.blobs.keys() <= previous.blobs.keys():
+        return []
     known = set(server_ids(previous.paths))
     events = []
     for server in server_ids(current.paths):

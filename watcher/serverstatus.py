@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,7 +29,7 @@ from loguru import logger
 
 from watcher.config import DEFAULT_JOB_TYPES, Config
 from watcher.documents import Snapshot
-from watcher.draft import Draft, Moot, Operation, register_operation
+from watcher.draft import Draft, Moot, Operation, operation_payload, register_operation
 from watcher.gitrepo import RemoteAccessDenied, RemoteUnreachable
 from watcher.heartbeat import commit_heartbeat, heartbeat_document, push_heartbeat
 from watcher.layout import heartbeat_path, status_path
@@ -124,7 +124,7 @@ class StatusUpdate:
         return updated
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return operation_payload(self)
 
 
 @register_operation
@@ -145,7 +145,7 @@ class MainHeartbeat:
         return "heartbeat"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return operation_payload(self)
 
 
 def main_heartbeat(status: Mapping[str, Any], uptime: float) -> dict[str, Any]:

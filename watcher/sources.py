@@ -303,7 +303,6 @@ class FilesystemSource:
             if event.is_directory:
                 self._on_directory(event, path)
             elif (found := self.plan.classify(path)) is not None:
-                logger.debug("changed: {path}", path=found[1])
                 self._settler.add(found)
 
     def _on_directory(self, event: FileSystemEvent, path: str) -> None:
@@ -345,6 +344,7 @@ class FilesystemSource:
         return self.plan.index_lock.exists()
 
     def _release(self, batch: frozenset[tuple[HintKind, str]]) -> None:
+        logger.debug("settled: {changes}", changes=sorted(path for _, path in batch))
         if any(kind is HintKind.REFS for kind, _ in batch):
             self._sink(Hint(HintKind.REFS))
         files = frozenset(path for kind, path in batch if kind is HintKind.FILES)

@@ -1,0 +1,310 @@
+"""The daemon: sources, one dispatcher, feature modules, and its life under systemd.
+
+Start: take the checkout's daemon lock, load progress, install the feature
+modules, start listening (filesystem, hooks), run startup tasks, try a first
+sync (an unreachable remote is a warning), then tell systemd READY=1. While
+running, the main thread checks the loop's health every second and feeds the
+systemd watchdog only while the dispatcher makes progress and every source still
+listens. SIGTERM or Ctrl-C: stop taking work, give running handlers `kill_grace`
+seconds, stop them, run the shutdown tasks, exit 0. SIGHUP reloads the
+configuration and keeps the old one if the new one is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+
+from loguru import logger
+
+from watcher.commandhandler import CommandHandler, build_handlers
+from watcher.config import Config
+from watcher.dispatcher import Dispatcher, Handler, Task, call_safely
+from watcher.documents import Snapshot
+from watcher.edits import EditChecker
+from watcher.errors import WatcherError
+from watcher.events import Event, EventKind
+from watcher.follower import Follower
+from watcher.poller import RemotePoller
+from watcher.progress import Progress, progress_path
+from watcher.sdnotify import SystemdNotifier
+from watcher.sources import FilesystemSource, Hint, HintKind, WatchPlan
+from watcher.transaction import Operation, Outcome, transact
+from watcher.wake import WakeListener
+
+# Feature modules, each with `install(daemon)`; a missing one is skipped for now.
+FEATURE_MODULES = ("watcher.worker", "watcher.responder", "watcher.liveness")
+HEALTH_INTERVAL = 1.0
+STALL_LIMIT = 120.0
+LOCK_FILE = "daemon.lock"
+CONFIG_GROUP = "configured"
+
+
+class Daemon:
+    """One checkout's daemon. Feature modules register through the `add_*` methods."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        load_config: Callable[[], Config] | None = None,
+        features: Sequence[str] = FEATURE_MODULES,
+        settle_quiet: float = 0.05,
+    ) -> None:
+        self.config = config
+        self.node = config.require_node()
+        self.stopping = threading.Event()
+        self._load_config = load_config
+        self._features = features
+        self._hints: queue.Queue[Hint | None] = queue.Queue()
+        self._startup: list[Task] = []
+        self._shutdown: list[Task] = []
+        self._own_commits: deque[str] = deque(maxlen=256)
+        self._reload_requested = threading.Event()
+        self._commands: list[CommandHandler] = []
+        self.notifier = SystemdNotifier()
+        progress = Progress.load(progress_path(config.state_path, self.node), self.node)
+        self.follower = Follower(lambda: self.config, progress)
+        self.edits = EditChecker(config.repo)
+        self.dispatcher = Dispatcher(
+            self._hints, self.follower, self.edits, self.reload, self.stopping
+        )
+        self.poller = RemotePoller(lambda: self.config, self.post)
+        excluded = (config.state_path, config.workspace_path)
+        plan = WatchPlan.for_checkout(config.repo, excluded)
+        self.filesystem = FilesystemSource(plan, self.post, quiet=settle_quiet)
+        self.listener = WakeListener(config.state_path, self._on_wake)
+
+    # The contract feature modules use.
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The documents at the last processed commit of the shared branch."""
+        return self.follower.snapshot
+
+    def add_handler(self, kind: EventKind, handler: Handler) -> None:
+        self.dispatcher.add_handler(kind, handler)
+
+    def add_periodic(self, name: str, interval: float, task: Task) -> None:
+        self.dispatcher.add_periodic(name, interval, task)
+
+    def add_startup(self, task: Task) -> None:
+        self._startup.append(task)
+
+    def add_shutdown(self, task: Task) -> None:
+        self._shutdown.append(task)
+
+    def transact(self, operation: Operation) -> Outcome:
+        """A transaction on the shared branch; its commit is noted as our own."""
+        outcome = transact(self.config, operation)
+        if outcome.commit is not None and outcome.is_done:
+            self._own_commits.append(outcome.commit)
+            self.post(Hint(HintKind.REFS))
+        return outcome
+
+    def is_own(self, event: Event) -> bool:
+        """Whether the event comes from a commit this daemon pushed."""
+        return event.commit is not None and event.commit in self._own_commits
+
+    def wake(self) -> None:
+        self.poller.fetch_now()
+
+    def post(self, hint: Hint) -> None:
+        self._hints.put(hint)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # Life.
+
+    def run(self) -> int:
+        """Run until stopped; 0 after a clean stop. Raises WatcherError when deaf."""
+        with self._exclusive(), self._signals():
+            self._start()
+            try:
+                self._watch_health()
+            finally:
+                self._finish()
+        return 0
+
+    def _start(self) -> None:
+        self._install_features()
+        self._install_commands(self.config)
+        self.listener.start()
+        self.filesystem.start()
+        for task in self._startup:
+            call_safely("startup task", task)
+        self._first_sync()
+        self.poller.start()
+        self.dispatcher.thread.start()
+        where = f"{self.node} watching {self.config.repo}"
+        self.notifier.ready(where)
+        logger.bind(repo=str(self.config.repo)).info(
+            "daemon ready: {where}", where=where
+        )
+
+    def _first_sync(self) -> None:
+        self.poller.poll()
+        self.follower.begin()
+        self.dispatcher.sync()
+        self.edits.rescan()
+
+    def _install_features(self) -> None:
+        for name in self._features:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as error:
+                if error.name != name:
+                    raise
+                logger.debug("feature module {name} is not there; skipped", name=name)
+                continue
+            install = getattr(module, "install", None)
+            if install is None:
+                logger.debug("{name} has no install(); skipped", name=name)
+                continue
+            install(self)
+
+    def _install_commands(self, config: Config) -> None:
+        built = build_handlers(config)
+        self._commands = [handler for _, handler in built]
+        self.dispatcher.replace_group(CONFIG_GROUP, list(built))
+
+    def _watch_health(self) -> None:
+        interval = min(
+            HEALTH_INTERVAL, self.notifier.watchdog_interval or HEALTH_INTERVAL
+        )
+        unhealthy = ""
+        while not self.stopping.wait(interval):
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self.post(Hint(HintKind.RELOAD))
+            self.filesystem.check()
+            reason = self._unhealthy_reason()
+            if reason != unhealthy and reason:
+                logger.warning(
+                    "not feeding the systemd watchdog: {reason}", reason=reason
+                )
+            unhealthy = reason
+            if not reason:
+                self.notifier.watchdog()
+
+    def _unhealthy_reason(self) -> str:
+        stalled = time.monotonic() - self.dispatcher.last_beat
+        if not self.dispatcher.thread.is_alive():
+            raise WatcherError("the dispatcher thread ended unexpectedly")
+        if stalled > STALL_LIMIT:
+            return f"the dispatcher has been busy for {stalled:.0f} s"
+        if not self.filesystem.is_healthy():
+            return "the filesystem observer is not listening"
+        if not self.poller.is_alive():
+            return "the remote poller stopped"
+        return ""
+
+    def _finish(self) -> None:
+        """Stop taking work, let handlers finish, run the shutdown tasks."""
+        self.stopping.set()
+        self.notifier.stopping()
+        logger.info("stopping")
+        self.listener.stop()
+        self.filesystem.stop()
+        self.poller.stop()
+        self._hints.put(None)
+        self._wait_for_handlers()
+        for task in self._shutdown:
+            call_safely("shutdown task", task)
+        logger.info("stopped")
+
+    def _wait_for_handlers(self) -> None:
+        thread = self.dispatcher.thread
+        if not thread.is_alive():
+            return
+        thread.join(timeout=self.config.kill_grace)
+        if thread.is_alive():
+            logger.warning(
+                "handlers still running after {grace:.0f} s; stopping them",
+                grace=self.config.kill_grace,
+            )
+            for command in self._commands:
+                command.terminate()
+            thread.join(timeout=self.config.kill_grace)
+
+    def reload(self) -> None:
+        """Read the configuration again (SIGHUP); keep the old one if it is wrong."""
+        if self._load_config is None:
+            return
+        try:
+            config = self._load_config()
+            _check_reloadable(self.config, config)
+            self._install_commands(config)
+        except WatcherError as error:
+            logger.error(
+                "configuration not reloaded, the old one stays: {error}",
+                error=str(error),
+            )
+            return
+        self.config = config
+        logger.bind(source=config.source).info("configuration reloaded")
+
+    def _on_wake(self, reason: str) -> None:
+        self.post(Hint(HintKind.HOOK))
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One daemon per checkout: a lock file in the state directory."""
+        self.config.state_path.mkdir(parents=True, exist_ok=True)
+        path = self.config.state_path / LOCK_FILE
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WatcherError(
+                    f"another daemon already runs for {self.config.repo} "
+                    f"({path} is locked)",
+                    hint="stop it first, e.g. `systemctl stop build-watcher`",
+                ) from None
+            handle.truncate(0)
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        wanted = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop}
+        wanted[signal.SIGHUP] = self._on_hangup
+        saved = {
+            number: signal.signal(number, handler) for number, handler in wanted.items()
+        }
+        try:
+            yield
+        finally:
+            for number, handler in saved.items():
+                signal.signal(number, handler)
+
+    def _on_stop(self, number: int, frame: FrameType | None) -> None:
+        # Only set a flag: the main thread may be inside a lock a handler would need.
+        self.stopping.set()
+
+    def _on_hangup(self, number: int, frame: FrameType | None) -> None:
+        self._reload_requested.set()
+
+
+def _check_reloadable(old: Config, new: Config) -> None:
+    for name in ("repo", "node", "remote", "branch", "state_dir"):
+        if getattr(old, name) != getattr(new, name):
+            raise WatcherError(
+                f"`{name}` changed from {getattr(old, name)!r} "
+                f"to {getattr(new, name)!r}",
+                hint="a change of checkout, identity or remote needs a restart",
+            )

@@ -1,0 +1,198 @@
+"""The one consumer of hints: compares commits, checks edits, calls handlers.
+
+Hints from every source wait in one queue. The dispatcher takes what is there,
+merges it into one round (many hints, one comparison), follows the shared branch
+commit by commit, calls the handlers of each event in order, checks saved files,
+and runs periodic tasks when due. Handlers and tasks run on this one thread, so
+they never race each other.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from watcher.edits import EditChecker
+from watcher.errors import WatcherError
+from watcher.events import Event, EventKind
+from watcher.follower import Follower
+from watcher.history import Replayed
+from watcher.sources import Hint, HintKind
+
+Handler = Callable[[Event], None]
+Task = Callable[[], None]
+TICK = 1.0
+_COMPARING = frozenset(
+    {HintKind.REFS, HintKind.RESCAN, HintKind.HOOK, HintKind.REMOTE, HintKind.WAKE}
+)
+
+
+def call_safely(what: str, function: Callable[[], None], **context: str) -> bool:
+    """Run one handler or task; whether it succeeded.
+
+    This is the only broad `except` in the product: a failing handler is logged
+    with what it was handling and its traceback, and the daemon carries on.
+    """
+    try:
+        function()
+    except WatcherError as error:
+        logger.bind(**context).error(
+            "{what} failed: {error}", what=what, error=str(error)
+        )
+        return False
+    except Exception:
+        logger.bind(**context).opt(exception=True).error("{what} failed", what=what)
+        return False
+    return True
+
+
+@dataclass
+class Periodic:
+    name: str
+    interval: float
+    task: Task
+    due: float = 0.0
+
+
+@dataclass
+class Round:
+    """What a batch of hints asks for."""
+
+    compare: bool = False
+    rescan: bool = False
+    reload: bool = False
+    stop: bool = False
+    files: set[str] = field(default_factory=set)
+
+    def add(self, hint: Hint | None) -> None:
+        if hint is None:
+            self.stop = True
+            return
+        self.compare |= hint.kind in _COMPARING
+        self.rescan |= hint.kind is HintKind.RESCAN
+        self.reload |= hint.kind is HintKind.RELOAD
+        self.files.update(hint.paths)
+
+
+class Dispatcher:
+    """Runs on its own thread until a None arrives in the queue."""
+
+    def __init__(
+        self,
+        hints: queue.Queue[Hint | None],
+        follower: Follower,
+        edits: EditChecker,
+        reload: Callable[[], None],
+        stopping: threading.Event,
+    ) -> None:
+        self.hints = hints
+        self.stopping = stopping
+        self.follower = follower
+        self.edits = edits
+        self._reload = reload
+        self._handlers: list[tuple[str, EventKind | None, Handler]] = []
+        self.periodics: list[Periodic] = []
+        self.last_beat = time.monotonic()
+        self.thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)
+
+    def add_handler(
+        self, kind: EventKind | None, handler: Handler, group: str = ""
+    ) -> None:
+        """`kind` None: every kind. `group` lets a set be replaced (on reload)."""
+        self._handlers.append((group, kind, handler))
+
+    def replace_group(
+        self, group: str, entries: list[tuple[EventKind | None, Handler]]
+    ) -> None:
+        kept = [entry for entry in self._handlers if entry[0] != group]
+        self._handlers = kept + [(group, kind, handler) for kind, handler in entries]
+
+    def add_periodic(self, name: str, interval: float, task: Task) -> None:
+        self.periodics.append(Periodic(name, interval, task, time.monotonic()))
+
+    def run(self) -> None:
+        while True:
+            batch = self._next_round()
+            self.last_beat = time.monotonic()
+            if batch.reload:
+                self._reload()
+            if batch.compare:
+                self.sync()
+            if batch.rescan:
+                self.edits.rescan()
+            elif batch.files:
+                self.edits.saved(batch.files)
+            self.edits.recheck_due()
+            if batch.stop:
+                return
+            self.run_due_tasks()
+
+    def _next_round(self) -> Round:
+        batch = Round()
+        try:
+            batch.add(self.hints.get(timeout=self._wait()))
+            while True:
+                batch.add(self.hints.get_nowait())
+        except queue.Empty:
+            pass
+        return batch
+
+    def _wait(self) -> float:
+        now = time.monotonic()
+        moments = [periodic.due for periodic in self.periodics]
+        if (recheck := self.edits.next_due()) is not None:
+            moments.append(recheck)
+        return max(0.0, min([now + TICK, *moments]) - now)
+
+    def sync(self) -> None:
+        """Follow the shared branch to its tip, handling each commit's events."""
+        for step in self.follower.steps():
+            if self.stopping.is_set():
+                return  # this commit and later ones are handled after the restart
+            self._handle_commit(step)
+            self.follower.done(step)
+            self.last_beat = time.monotonic()
+        self.follower.bring_checkout_along()
+
+    def _handle_commit(self, step: Replayed) -> None:
+        commit = step.commit
+        log = logger.bind(commit=commit.sha, author=commit.author)
+        log.info(
+            "commit {short} seen: {summary} ({count} events)",
+            short=commit.short,
+            summary=commit.summary,
+            count=len(step.events),
+        )
+        for event in step.events:
+            self.dispatch(event)
+
+    def dispatch(self, event: Event) -> None:
+        context = {
+            "event": event.id,
+            "kind": event.kind.value,
+            "subject": event.subject,
+        }
+        logger.bind(**context).debug("event {kind} {subject}", **context)
+        for _group, kind, handler in list(self._handlers):
+            if kind is None or kind is event.kind:
+                name = getattr(handler, "__qualname__", type(handler).__name__)
+
+                def call(handler: Handler = handler) -> None:
+                    handler(event)
+
+                call_safely(f"handler {name} for {event.kind.value}", call, **context)
+
+    def run_due_tasks(self) -> None:
+        now = time.monotonic()
+        for periodic in self.periodics:
+            if periodic.due <= now:
+                call_safely(
+                    f"periodic task {periodic.name}", periodic.task, task=periodic.name
+                )
+                periodic.due = time.monotonic() + periodic.interval
+                self.last_beat = time.monotonic()

@@ -1,0 +1,126 @@
+"""The remote as a source of hints: one fetch every poll interval, with jitter.
+
+One `git fetch` brings the coordination branch and every heartbeat branch. The
+refs are compared before and after, so a fetch that brought nothing costs one
+round trip and posts no hint. Losing and regaining the remote are state changes
+and are logged once each, not at every poll.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from loguru import logger
+
+from watcher.config import Config
+from watcher.errors import WatcherError
+from watcher.gitrepo import (
+    NETWORK_TIMEOUT,
+    RemoteUnreachable,
+    git_error,
+    remote_failure,
+    run_git,
+    run_git_process,
+)
+from watcher.heartbeat import fetch_refspec, tracking_prefix
+from watcher.sources import Hint, HintKind, HintSink
+
+JITTER = 0.1
+
+
+def fetch_remote(config: Config) -> bool:
+    """Fetch the branch and the heartbeat branches; whether any of their refs moved."""
+    before = _remote_refs(config)
+    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--prune"]
+    refspecs = [f"+refs/heads/{config.branch}:{config.tracking_ref}"]
+    refspecs.append(fetch_refspec(config.remote))
+    completed = run_git_process(
+        [*args, config.remote, *refspecs], config.repo, timeout=NETWORK_TIMEOUT
+    )
+    if completed.returncode != 0:
+        raise remote_failure(git_error(completed), config.remote)
+    return _remote_refs(config) != before
+
+
+def _remote_refs(config: Config) -> bytes:
+    wanted = [config.tracking_ref, tracking_prefix(config.remote)]
+    return run_git(
+        ["for-each-ref", "--format=%(objectname) %(refname)", *wanted], config.repo
+    )
+
+
+def jittered(interval: float) -> float:
+    """The interval give or take 10%, so a fleet started together spreads out."""
+    return interval * random.uniform(1 - JITTER, 1 + JITTER)
+
+
+class RemotePoller:
+    """A thread that fetches every poll interval, or at once when woken."""
+
+    def __init__(self, config: Callable[[], Config], sink: HintSink) -> None:
+        self._config = config
+        self._sink = sink
+        self._woken = threading.Event()
+        self._stopped = threading.Event()
+        self._reachable: bool | None = None
+        self.last_poll = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._woken.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=NETWORK_TIMEOUT)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def fetch_now(self) -> None:
+        self._woken.set()
+
+    def poll(self) -> bool:
+        """One fetch; a hint when something moved. Failures are logged, not raised."""
+        config = self._config()
+        try:
+            moved = fetch_remote(config)
+        except RemoteUnreachable as error:
+            self._note_reachable(False, error)
+            return False
+        except WatcherError as error:
+            logger.bind(remote=config.remote).warning(
+                "fetch failed: {error}", error=error.message
+            )
+            return False
+        self._note_reachable(True)
+        if moved:
+            logger.bind(remote=config.remote).debug("the remote moved")
+            self._sink(Hint(HintKind.REMOTE))
+        return moved
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._woken.wait(jittered(self._config().poll_interval))
+            self._woken.clear()
+            if self._stopped.is_set():
+                return
+            self.poll()
+            self.last_poll = time.monotonic()
+
+    def _note_reachable(
+        self, reachable: bool, error: WatcherError | None = None
+    ) -> None:
+        remote = self._config().remote
+        if reachable and self._reachable is False:
+            logger.bind(remote=remote).info("the remote is reachable again")
+        elif not reachable and self._reachable is not False and error is not None:
+            logger.bind(remote=remote).warning(
+                "the remote cannot be reached; working offline: {error}",
+                error=error.message,
+            )
+        self._reachable = reachable

@@ -56,11 +56,12 @@ vertical-align:top;white-space:nowrap}
 th{color:var(--muted);font-weight:600;font-size:12px;text-transform:uppercase}
 td.wrap{white-space:normal}
 tr.stale td{background:#ffebe9}
+tr.stale td:first-child{box-shadow:inset 4px 0 0 var(--bad)}
 .badge{display:inline-block;padding:1px 10px;border-radius:12px;font-size:12px;
 font-weight:600;color:#fff;background:var(--muted)}
-.alive,.healthy{background:var(--ok)}
-.stale,.down{background:var(--bad)}
-.degraded{background:var(--warn)}
+.badge.alive,.badge.healthy{background:var(--ok)}
+.badge.stale,.badge.down{background:var(--bad)}
+.badge.degraded{background:var(--warn)}
 .chips{display:flex;gap:8px;flex-wrap:wrap;margin-bottom:12px}
 .chip{border:1px solid var(--line);border-radius:6px;padding:4px 10px}
 .empty{color:var(--muted)}

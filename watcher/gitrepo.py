@@ -35,7 +35,7 @@ def git_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_ASKPASS"] = "true"
     env["SSH_ASKPASS"] = "true"
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=10")
+    env["GIT_SSH_COMMAND"] = f"ssh {_BATCH_OPTIONS}"
     env["LC_ALL"] = "C"
     env.update(extra or {})
     return env
@@ -68,6 +68,8 @@ def run_git_process(
     timeout: float | None = 300,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `git ARGS` to completion and return it, whatever its exit status."""
+    if args and args[0] in _NETWORK_COMMANDS:
+        extra_env = {"GIT_SSH_COMMAND": ssh_command(Path(cwd)), **(extra_env or {})}
     return process.run(
         ["git", *args],
         cwd=cwd,
@@ -76,6 +78,32 @@ def run_git_process(
         check=False,
         timeout=timeout,
     )
+
+
+_NETWORK_COMMANDS = frozenset({"fetch", "push", "pull", "ls-remote", "clone"})
+_BATCH_OPTIONS = "-o BatchMode=yes -o ConnectTimeout=10"
+
+
+@functools.lru_cache(maxsize=64)
+def ssh_command(repo: Path) -> str:
+    """The ssh git would use in `repo`, made unable to prompt.
+
+    As git itself does, `GIT_SSH_COMMAND` from the caller's environment comes
+    first, then the checkout's `core.sshCommand` (a deploy key, a known_hosts
+    file), then plain `ssh`; batch mode is appended, so an unknown host key or a
+    missing key fails at once instead of waiting for a person. Read once per
+    repository per process: a changed `core.sshCommand` needs a restart.
+    """
+    base = os.environ.get("GIT_SSH_COMMAND")
+    if not base:
+        configured = process.run(
+            ["git", "config", "--get", "core.sshCommand"],
+            cwd=repo,
+            env=git_environment(),
+            check=False,
+        )
+        base = configured.stdout.decode().strip() or "ssh"
+    return f"{base} {_BATCH_OPTIONS}"
 
 
 def git_error(completed: subprocess.CompletedProcess[bytes]) -> GitError:

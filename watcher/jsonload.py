@@ -63,8 +63,8 @@ def _check_bytes(data: bytes, path: str) -> None:
             path,
             "empty",
             "file is empty" if not data else "file holds only whitespace",
-            "restore the last good version (`git checkout HEAD~1 -- PATH`) or write "
-            'the empty form of the document, such as {"jobs": []}',
+            "restore the last good version (`git log -- PATH` finds it; then "
+            "`git checkout COMMIT -- PATH`), or let the daemon write the file again",
         )
     if data.startswith(UTF8_BOM):
         raise fault(

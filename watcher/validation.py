@@ -102,14 +102,21 @@ class _Verdict:
         wanted = {f.parts for _, group in self.groups for f in group}
         text = data.decode("utf-8") if data is not None and wanted else None
         offsets = locate_paths(text, wanted) if text is not None else {}
-        return [
-            *self.notes,
-            *(
-                _problem(path, severity, finding, text, offsets.get(finding.parts))
-                for severity, group in self.groups
-                for finding in group
-            ),
-        ]
+        problems = list(self.notes)
+        for severity, group in self.groups:
+            for finding in _in_text_order(group, offsets, severity is Severity.ERROR):
+                offset = offsets.get(finding.parts)
+                problems.append(_problem(path, severity, finding, text, offset))
+        return problems
+
+
+def _in_text_order(
+    group: Sequence[Finding], offsets: dict[PathParts, int], keep_first: bool
+) -> list[Finding]:
+    """Findings by position; the best match of the errors stays first."""
+    head = list(group[:1]) if keep_first else []
+    rest = sorted(group[len(head) :], key=lambda f: offsets.get(f.parts, 1 << 62))
+    return head + rest
 
 
 def _check(path: str, data: bytes, judge: Callable[[Any], _Verdict]) -> DocumentResult:

@@ -12,8 +12,9 @@ A lock is waited for briefly, then reported ("repository locked", naming the fil
 It is removed only when provably stale: older than `STALE_LOCK_AGE`, no process
 has the file open, and no git process is running with its working directory in
 the repository (a `git commit` waiting for its editor holds the lock without an
-open descriptor, so both checks are needed). A process we may not inspect counts
-as alive.
+open descriptor, so both checks are needed). A git process whose directory we
+may not read counts as working here; other users' descriptors cannot be read and
+are not considered.
 """
 
 from __future__ import annotations
@@ -120,14 +121,18 @@ def is_stale_lock(lock: Path, repo: Path, max_age: float = STALE_LOCK_AGE) -> bo
 
 
 def _is_open_anywhere(path: Path) -> bool:
-    target = str(path)
+    target = str(path.resolve())
     for fd_dir in Path("/proc").glob("[0-9]*/fd"):
         try:
-            links = [os.readlink(entry) for entry in fd_dir.iterdir()]
-        except (PermissionError, FileNotFoundError, ProcessLookupError):
-            continue
-        if target in links:
-            return True
+            entries = list(fd_dir.iterdir())
+        except OSError:
+            continue  # gone, or another user's process
+        for entry in entries:
+            try:
+                if os.readlink(entry) == target:
+                    return True
+            except OSError:
+                continue  # closed since the listing
     return False
 
 

@@ -1,0 +1,176 @@
+"""The git layer against real repositories: pushes judged flag by flag, remote
+failures told apart, private indexes, and the checkout's index.lock."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Fleet, git
+from watcher import gitrepo
+from watcher.gitrepo import PushStatus, RemoteAccessDenied, RemoteUnreachable
+from watcher.worktree import RepositoryLocked, is_stale_lock, wait_for_index_lock
+
+TRACKING = "refs/remotes/origin/main"
+
+
+def new_commit(checkout: Path, parent: str, text: str) -> str:
+    index = checkout / ".git" / "scratch-index"
+    tree = gitrepo.write_tree(checkout, parent, {"note.txt": text.encode()}, index)
+    identity = gitrepo.identity_environment("build1", "build1@build-watcher.invalid")
+    return gitrepo.commit_tree(checkout, tree, parent, f"note {text}", identity)
+
+
+def tip_of(checkout: Path) -> str:
+    tip = gitrepo.fetch_branch(checkout, "origin", "main", TRACKING)
+    assert tip is not None
+    return tip
+
+
+def test_a_fast_forward_push_is_pushed_and_a_stale_one_rejected(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+    base = tip_of(checkout)
+    first, second = new_commit(checkout, base, "a"), new_commit(checkout, base, "b")
+
+    assert gitrepo.push_commit(checkout, "origin", first, "main").status is (
+        PushStatus.PUSHED
+    )
+    stale = gitrepo.push_commit(checkout, "origin", second, "main")
+    assert stale.status is PushStatus.REJECTED
+    assert fleet.remote_log()[0] == first
+
+
+def test_pushing_the_tip_again_is_reported_up_to_date(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+    tip = tip_of(checkout)
+
+    result = gitrepo.push_commit(checkout, "origin", tip, "main")
+
+    assert result.status is PushStatus.UP_TO_DATE
+
+
+def test_a_hook_refusal_on_the_remote_is_remote_rejected(fleet: Fleet) -> None:
+    hook = fleet.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho no writes today >&2\nexit 1\n")
+    hook.chmod(0o755)
+    checkout = fleet.clone("build1")
+    commit = new_commit(checkout, tip_of(checkout), "a")
+
+    result = gitrepo.push_commit(checkout, "origin", commit, "main")
+
+    assert result.status is PushStatus.REMOTE_REJECTED
+
+
+def test_fetching_a_branch_the_remote_lacks_gives_none(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+
+    assert gitrepo.fetch_branch(checkout, "origin", "nothing", "refs/x/nothing") is None
+
+
+def test_a_remote_that_is_gone_is_unreachable_for_fetch_and_push(
+    fleet: Fleet,
+) -> None:
+    checkout = fleet.clone("build1")
+    commit = new_commit(checkout, tip_of(checkout), "a")
+    fleet.remote.rename(fleet.remote.with_name("elsewhere.git"))
+
+    with pytest.raises(RemoteUnreachable, match="cannot be reached"):
+        gitrepo.fetch_branch(checkout, "origin", "main", TRACKING)
+    with pytest.raises(RemoteUnreachable):
+        gitrepo.push_commit(checkout, "origin", commit, "main")
+
+
+def test_refused_credentials_are_access_denied_not_an_outage() -> None:
+    error = gitrepo.GitError(
+        ["git", "fetch"],
+        128,
+        "git@host: Permission denied (publickey).\n"
+        "fatal: Could not read from remote repository.\n",
+    )
+
+    judged = gitrepo.remote_failure(error, "origin")
+
+    assert isinstance(judged, RemoteAccessDenied)
+    assert "Permission denied" in judged.message
+
+
+def test_a_private_index_leaves_the_checkout_index_alone(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+    (checkout / "staged.txt").write_text("staged by a person\n")
+    git("add", "staged.txt", cwd=checkout)
+    index_before = (checkout / ".git" / "index").read_bytes()
+
+    commit = new_commit(checkout, tip_of(checkout), "a")
+
+    assert (checkout / ".git" / "index").read_bytes() == index_before
+    assert git("show", f"{commit}:note.txt", cwd=checkout) == "a"
+    assert "staged.txt" not in git("ls-tree", "--name-only", commit, cwd=checkout)
+
+
+def test_removing_a_file_through_the_private_index(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+    tip = tip_of(checkout)
+    index = checkout / ".git" / "scratch-index"
+
+    tree = gitrepo.write_tree(checkout, tip, {"shared/build_config.json": None}, index)
+
+    listing = git("ls-tree", "-r", "--name-only", tree, cwd=checkout)
+    assert "shared/build_config.json" not in listing
+    assert "coordination/jobs.json" in listing
+
+
+def test_ssh_is_always_in_batch_mode_and_the_checkout_command_is_kept(
+    fleet: Fleet,
+) -> None:
+    checkout = fleet.clone("build1")
+    git("config", "core.sshCommand", "ssh -i /keys/deploy", cwd=checkout)
+
+    command = gitrepo.ssh_command(checkout)
+
+    assert command.startswith("ssh -i /keys/deploy ")
+    assert "BatchMode=yes" in command
+
+
+def test_a_fresh_index_lock_is_waited_for_then_reported(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+    lock = checkout / ".git" / "index.lock"
+    lock.write_text("")
+
+    with pytest.raises(RepositoryLocked, match="repository locked") as raised:
+        wait_for_index_lock(checkout, timeout=0.2)
+
+    assert str(lock) in raised.value.message
+    assert lock.exists()
+
+
+def test_an_old_lock_nobody_holds_is_stale_and_removed(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+    lock = checkout / ".git" / "index.lock"
+    lock.write_text("")
+    an_hour_ago = time.time() - 3600
+    os.utime(lock, (an_hour_ago, an_hour_ago))
+
+    wait_for_index_lock(checkout, timeout=0.1)
+
+    assert not lock.exists()
+
+
+def test_an_old_lock_still_open_in_a_process_is_not_stale(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+    lock = checkout / ".git" / "index.lock"
+    with lock.open("w"):
+        an_hour_ago = time.time() - 3600
+        os.utime(lock, (an_hour_ago, an_hour_ago))
+
+        assert not is_stale_lock(lock, checkout)
+        with pytest.raises(RepositoryLocked):
+            wait_for_index_lock(checkout, timeout=0.1)
+
+
+def test_the_git_here_is_new_enough() -> None:
+    gitrepo.require_git()
+
+    assert gitrepo.git_version()[:2] >= gitrepo.MINIMUM_GIT

@@ -1,7 +1,7 @@
 """From two versions of the documents to the ordered events between them.
 
 Records are matched by identity, never by position: jobs by `id`, locks by name,
-messages by `message_key`, servers by directory. A reordered array, a reformatted
+messages by `message_identity`, servers by directory. A reordered array, a reformatted
 file or a line-ending change parses to the same records and yields nothing.
 
 `diff_snapshots` is pure: it knows nothing of what was reported before. A message
@@ -38,6 +38,7 @@ from watcher.recordstate import (
     job_state,
     lock_holding,
     lock_records,
+    message_identity,
     message_key,
     moment_text,
     readers_of,
@@ -181,7 +182,7 @@ def _diff_jobs(change: _Change, old_value: Any, new_value: Any) -> list[Event]:
     old = index_records(records_of(old_value, "jobs"), job_key)
     new = index_records(records_of(new_value, "jobs"), job_key)
     events: list[Event] = []
-    for key in sorted(new):
+    for key in sorted(new, key=str):
         record, before = new[key], old.get(key)
         if before is None or before != record:
             events.extend(_job_events(change, before, record))
@@ -265,8 +266,8 @@ def _diff_locks(change: _Change, old_value: Any, new_value: Any) -> list[Event]:
 
 
 def _diff_messages(change: _Change, old_value: Any, new_value: Any) -> list[Event]:
-    old = index_records(records_of(old_value, "messages"), message_key)
-    new = index_records(records_of(new_value, "messages"), message_key)
+    old = index_records(records_of(old_value, "messages"), message_identity)
+    new = index_records(records_of(new_value, "messages"), message_identity)
     events = []
     for key, record in new.items():
         before = old.get(key)

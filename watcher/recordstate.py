@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
 from watcher.timestamps import format_timestamp, parse_timestamp
@@ -58,7 +58,7 @@ def job_state(record: Record) -> JobState:
     )
 
 
-def message_key(record: Record) -> str:
+def message_identity(record: Record) -> tuple[Any, ...]:
     """A message's identity: its id, sender and subject.
 
     Legacy data reuses ids for different messages, and rewrites old messages with
@@ -66,13 +66,28 @@ def message_key(record: Record) -> str:
     survive those rewrites. A message without an id is known by sender, recipient,
     subject and minute.
     """
-    sender = str(record.get("from", ""))
-    subject = str(record.get("subject", ""))
     if "id" in record:
-        return "\x1f".join((str(record["id"]), sender, subject))
-    moment = parse_timestamp(record.get("timestamp"))
-    minute = moment.strftime("%Y-%m-%dT%H:%M") if moment else ""
-    return "\x1f".join(("", sender, str(record.get("to", "")), subject, minute))
+        identity: tuple[Any, ...] = (
+            record["id"],
+            record.get("from"),
+            record.get("subject"),
+        )
+    else:
+        moment = parse_timestamp(record.get("timestamp"))
+        minute = moment.strftime("%Y-%m-%dT%H:%M") if moment else None
+        parts = (record.get("from"), record.get("to"), record.get("subject"))
+        identity = (None, *parts, minute)
+    try:
+        hash(identity)
+    except TypeError:
+        identity = tuple(json.dumps(part, sort_keys=True) for part in identity)
+    return identity
+
+
+def message_key(record: Record) -> str:
+    """`message_identity` as text, for storing."""
+    parts = message_identity(record)
+    return "\x1f".join("" if part is None else str(part) for part in parts)
 
 
 def is_addressed_to(record: Record, me: str | None) -> bool:
@@ -127,7 +142,9 @@ def records_of(value: Any, key: str) -> list[Record]:
     items = value.get(key) if isinstance(value, Mapping) else value
     if not isinstance(items, list):
         return []
-    return [item for item in items if isinstance(item, Mapping)]
+    # `type() is dict` first: the isinstance check against the Mapping ABC is slow,
+    # and a messages.json holds tens of thousands of records.
+    return [item for item in items if type(item) is dict or isinstance(item, Mapping)]
 
 
 def job_key(record: Record) -> str | None:
@@ -135,16 +152,16 @@ def job_key(record: Record) -> str | None:
 
 
 def index_records(
-    records: list[Record], key_of: Callable[[Record], str | None]
-) -> dict[str, Record]:
+    records: list[Record], key_of: Callable[[Record], Hashable | None]
+) -> dict[Hashable, Record]:
     """Records by identity; duplicates of one identity are told apart by content.
 
     A known shortcoming: when a second record arrives with an identity already in
     use, the first one's key changes too and it is reported again. Strict data
     has unique ids, so this only touches legacy repositories.
     """
-    index: dict[str, Record] = {}
-    duplicates: dict[str, list[Record]] = {}
+    index: dict[Hashable, Record] = {}
+    duplicates: dict[Hashable, list[Record]] = {}
     for record in records:
         key = key_of(record)
         if key is None:
@@ -155,7 +172,7 @@ def index_records(
     for key, group in duplicates.items():
         del index[key]
         for record in group:
-            index[f"{key}#{content_digest(record)}"] = record
+            index[(key, content_digest(record))] = record
     return index
 
 

@@ -388,38 +388,64 @@ def unique_by_id(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list({record["id"]: record for record in records}.values())
 
 
+lock_records = st.builds(
+    lambda name, holder, epoch: {"name": name, **lock(holder, epoch)},
+    ids,
+    st.none() | servers,
+    st.integers(1, 3),
+)
 documents_pair = st.tuples(
     st.lists(job_records, max_size=6).map(unique_by_id),
     st.lists(job_records, max_size=6).map(unique_by_id),
     st.lists(message_records, max_size=6).map(unique_by_id),
     st.lists(message_records, max_size=6).map(unique_by_id),
+    st.lists(lock_records, max_size=4),
+    st.lists(lock_records, max_size=4),
 )
 
 
 def as_snapshots(
-    commit: str, job_list: list[dict[str, Any]], message_list: list[dict[str, Any]]
+    commit: str,
+    job_list: list[dict[str, Any]],
+    message_list: list[dict[str, Any]],
+    lock_list: list[dict[str, Any]] | None = None,
 ) -> Snapshot:
+    """Locks are an object keyed by name: shuffling the list reorders its keys."""
+    named = {record["name"]: record for record in lock_list or []}
+    locks = {"locks": {name: dict(record) for name, record in named.items()}}
     return snapshot(
-        commit, {JOBS_PATH: jobs(*job_list), MESSAGES_PATH: messages(*message_list)}
+        commit,
+        {
+            JOBS_PATH: jobs(*job_list),
+            MESSAGES_PATH: messages(*message_list),
+            LOCKS_PATH: locks,
+        },
     )
+
+
+def reordered(records: list[dict[str, Any]], rng: Any) -> list[dict[str, Any]]:
+    """The same locks, keyed in another order (the last record of a name wins)."""
+    named = list({record["name"]: record for record in records}.values())
+    rng.shuffle(named)
+    return named
 
 
 @settings(max_examples=150, deadline=None)
 @given(documents_pair, st.randoms(use_true_random=False), servers | st.none())
 def test_shuffling_record_arrays_yields_the_same_events(
-    pair: tuple[list[Any], list[Any], list[Any], list[Any]], rng: Any, me: str | None
+    pair: tuple[list[Any], ...], rng: Any, me: str | None
 ) -> None:
-    old_jobs, new_jobs, old_messages, new_messages = pair
-    before = as_snapshots("c1", old_jobs, old_messages)
-    after = as_snapshots("c2", new_jobs, new_messages)
+    old_jobs, new_jobs, old_messages, new_messages, old_locks, new_locks = pair
+    before = as_snapshots("c1", old_jobs, old_messages, old_locks)
+    after = as_snapshots("c2", new_jobs, new_messages, new_locks)
     shuffled = [list(records) for records in pair]
     for records in shuffled:
         rng.shuffle(records)
 
     expected = diff_snapshots(before, after, me)
     actual = diff_snapshots(
-        as_snapshots("c1", shuffled[0], shuffled[2]),
-        as_snapshots("c2", shuffled[1], shuffled[3]),
+        as_snapshots("c1", shuffled[0], shuffled[2], reordered(old_locks, rng)),
+        as_snapshots("c2", shuffled[1], shuffled[3], reordered(new_locks, rng)),
         me,
     )
 
@@ -429,9 +455,9 @@ def test_shuffling_record_arrays_yields_the_same_events(
 @settings(max_examples=100, deadline=None)
 @given(documents_pair, servers | st.none())
 def test_any_document_diffed_against_a_copy_of_itself_yields_nothing(
-    pair: tuple[list[Any], list[Any], list[Any], list[Any]], me: str | None
+    pair: tuple[list[Any], ...], me: str | None
 ) -> None:
-    current = as_snapshots("c1", pair[0], pair[2])
+    current = as_snapshots("c1", pair[0], pair[2], pair[4])
     copied = Snapshot("c2", copy.deepcopy(dict(current.documents)), current.blobs)
 
     assert diff_snapshots(current, copied, me) == []

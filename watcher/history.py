@@ -85,23 +85,24 @@ def replay(
     until: str = "HEAD",
     memory: Progress | None = None,
     cache: BlobCache | None = None,
+    start: Snapshot | None = None,
 ) -> Iterator[Replayed]:
     """Every first-parent commit after `since` up to `until`, oldest first.
 
     `memory` drops messages already reported (and remembers the new ones); when
     it is None, a fresh in-memory one is used, so a replay never reports one
     message twice. Without `since`, the replay starts from the empty repository.
+    `start`, the documents at `since` when the caller already has them, saves
+    reading them again.
     """
-    memory = memory or Progress(me)
-    cache = cache or BlobCache(capacity=256)
+    memory = Progress(me) if memory is None else memory
+    cache = BlobCache(capacity=256) if cache is None else cache
     tip = resolve_commit(repo, until)
-    start = Snapshot(None)
-    if since:
-        start = read_snapshot(repo, resolve_commit(repo, since), cache=cache)
-    if since and not is_ancestor(repo, start.commit or since, tip):
+    start = _starting_point(repo, since, start, cache)
+    if start.commit and not is_ancestor(repo, start.commit, tip):
         yield _jump(repo, start, tip, me, memory=memory, cache=cache)
         return
-    commits = list_changes(repo, f"{start.commit}..{tip}" if since else tip)
+    commits = list_changes(repo, f"{start.commit}..{tip}" if start.commit else tip)
     previous = start
     for batch in _batches(commits):
         results = _parse_batch(repo, batch, cache)
@@ -112,6 +113,17 @@ def replay(
             previous = current
 
 
+def _starting_point(
+    repo: Path, since: str | None, known: Snapshot | None, cache: BlobCache
+) -> Snapshot:
+    if since is None:
+        return Snapshot(None)
+    commit = resolve_commit(repo, since)
+    if known is not None and known.commit == commit:
+        return known
+    return read_snapshot(repo, commit, cache=cache)
+
+
 def events_between(
     repo: Path,
     old_commit: str | None,
@@ -120,16 +132,24 @@ def events_between(
     progress: Progress,
     *,
     cache: BlobCache | None = None,
+    start: Snapshot | None = None,
 ) -> list[Event]:
     """The events of every commit after `old_commit` up to `new_commit`, in order.
 
     `progress` filters messages already reported and ends at `new_commit`; the
     caller saves it once the events are handled. A daemon with no progress yet
     should call `Progress.start_at` instead of replaying the whole history.
+    The documents at `new_commit` are the last step's snapshot in `replay`.
     """
     events: list[Event] = []
     steps = replay(
-        repo, me, since=old_commit, until=new_commit, memory=progress, cache=cache
+        repo,
+        me,
+        since=old_commit,
+        until=new_commit,
+        memory=progress,
+        cache=cache,
+        start=start,
     )
     for step in steps:
         events.extend(step.events)

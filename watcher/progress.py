@@ -52,7 +52,7 @@ class Progress:
     path: Path | None = None
 
     @classmethod
-    def load(cls, path: Path, node: str | None) -> Progress:
+    def load(cls, path: Path, node: str | None = None) -> Progress:
         """The saved progress at `path`, or a fresh one when there is none yet."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -74,7 +74,7 @@ class Progress:
                 hint="delete the file to start over from the current tip",
             )
         seen = {str(key) for key in data.get("seen_messages", [])}
-        return cls(node, data.get("last_commit"), seen, path)
+        return cls(node or data.get("node"), data.get("last_commit"), seen, path)
 
     def start_at(self, snapshot: Snapshot) -> None:
         """Begin at `snapshot` as if everything in it had been reported already.

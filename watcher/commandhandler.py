@@ -13,9 +13,10 @@ is logged. After `timeout` seconds it is stopped (SIGTERM, then SIGKILL).
 
 Repository data reaches the arguments only through a placeholder the person who
 wrote the configuration put there: {kind} {event_id} {subject} {path} {commit}
-{actor} {node}; `{{` and `}}` are literal braces. A placeholder whose value would
-start with "-" (and so read as an option) or hold a control character is refused
-and the command is not run.
+{actor} {node}. Any other `{word}` of lowercase letters is refused when the
+configuration is read (a misspelt placeholder); other braces are kept as they
+are. A placeholder whose value would start with "-" (and so read as an option)
+or hold a control character is refused and the command is not run.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 PLACEHOLDERS = ("kind", "event_id", "subject", "path", "commit", "actor", "node")
 EVERY_KIND = "*"
 OUTPUT_LIMIT = 4096
-_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+_FIELD = re.compile(r"\{([a-z_]+)\}")
 _UNSAFE = re.compile(r"^-|[\x00-\x1f\x7f]")
 
 
@@ -57,12 +58,11 @@ def check_handlers(specs: Sequence[HandlerCommand], where: str) -> None:
             )
         for argument in spec.command:
             for name in _FIELD.findall(argument):
-                if name and name not in PLACEHOLDERS:
+                if name not in PLACEHOLDERS:
                     raise UsageError(
                         f"{where}: handlers[{index}].command uses {{{name}}}, "
                         "which is not a placeholder",
-                        hint=f"placeholders: {', '.join(PLACEHOLDERS)}; write {{{{ "
-                        "and }} for literal braces",
+                        hint=f"placeholders: {', '.join(PLACEHOLDERS)}",
                     )
 
 
@@ -75,8 +75,7 @@ def expand(template: Sequence[str], values: Mapping[str, str]) -> list[str]:
             )
 
     def fill(match: re.Match[str]) -> str:
-        token = match.group(0)
-        return token[0] if token in ("{{", "}}") else values[match.group(1)]
+        return values.get(match.group(1), match.group(0))
 
     return [_FIELD.sub(fill, argument) for argument in template]
 

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import git
 from watcher.documents import BlobCache, read_snapshot
 from watcher.events import Event, EventKind
-from watcher.history import events_between, replay, resolve_commit
+from watcher.history import events_between, replay, require_commit
 from watcher.layout import MESSAGES_PATH
 from watcher.progress import Progress, progress_path
 
@@ -240,7 +240,7 @@ def test_a_merge_brings_its_side_branch_in_one_step(repo: Path) -> None:
     git("checkout", "--quiet", "main", cwd=repo)
     write(repo, "coordination/jobs.json", {"jobs": []}, "main moves on")
     git("merge", "--quiet", "--no-ff", "-m", "merge side", "side", cwd=repo)
-    merge = resolve_commit(repo, "HEAD")
+    merge = require_commit(repo, "HEAD")
 
     steps = list(replay(repo, "build1"))
 

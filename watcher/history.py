@@ -24,7 +24,7 @@ from watcher.diff import diff_snapshots
 from watcher.documents import BlobCache, Snapshot, read_blobs, read_snapshot
 from watcher.errors import WatcherError
 from watcher.events import Event
-from watcher.gitrepo import run_git, run_git_process
+from watcher.gitrepo import resolve_commit, run_git, run_git_process
 from watcher.layout import is_coordination_path
 from watcher.problems import Problem
 from watcher.progress import Progress
@@ -97,7 +97,7 @@ def replay(
     """
     memory = Progress(me) if memory is None else memory
     cache = BlobCache(capacity=256) if cache is None else cache
-    tip = resolve_commit(repo, until)
+    tip = require_commit(repo, until)
     start = _starting_point(repo, since, start, cache)
     if start.commit and not is_ancestor(repo, start.commit, tip):
         yield _jump(repo, start, tip, me, memory=memory, cache=cache)
@@ -118,7 +118,7 @@ def _starting_point(
 ) -> Snapshot:
     if since is None:
         return Snapshot(None)
-    commit = resolve_commit(repo, since)
+    commit = require_commit(repo, since)
     if known is not None and known.commit == commit:
         return known
     return read_snapshot(repo, commit, cache=cache)
@@ -154,20 +154,19 @@ def events_between(
     for step in steps:
         events.extend(step.events)
         progress.record(step.commit.sha)
-    progress.record(resolve_commit(repo, new_commit))
+    progress.record(require_commit(repo, new_commit))
     return events
 
 
-def resolve_commit(repo: Path, rev: str) -> str:
+def require_commit(repo: Path, rev: str) -> str:
     """The commit id `rev` names in `repo`, or an error saying it names none."""
-    args = ["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
-    out = run_git(args, cwd=repo, check=False).decode().strip()
-    if not out:
+    commit = resolve_commit(repo, rev)
+    if commit is None:
         raise WatcherError(
             f"{repo}: {rev!r} names no commit",
             hint="give a commit id, branch or tag of this checkout (see `git log`)",
         )
-    return out
+    return commit
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:

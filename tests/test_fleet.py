@@ -68,7 +68,6 @@ JOBS = {
         {"id": "job_a", "type": "build", "status": "queued", "priority": 2},
         {"id": "job_b", "type": "build", "status": "running", "assigned_to": "build2"},
         {"id": "job_c", "type": "package", "status": "completed"},
-        "not a job",
     ]
 }
 LOCKS = {
@@ -136,6 +135,16 @@ def test_the_fleet_lists_servers_jobs_locks_and_my_unread_mail(observer: Path) -
     assert [message.id for message in view.unread] == ["m1"]
     assert view.judgement.source == TIMESTAMPS
     assert view.judgement.caveat
+
+
+def test_an_invalid_document_is_reported_not_shown(observer: Path) -> None:
+    broken = {"jobs": [*JOBS["jobs"], "not a job"]}
+    publish(observer, {"coordination/jobs.json": broken}, "break the queue")
+
+    view = load_fleet(Config(repo=observer, node="build1"), NOW)
+
+    assert "coordination/jobs.json" in view.problems
+    assert view.jobs == {}
 
 
 def test_the_fleet_view_serialises_to_json(observer: Path) -> None:

@@ -129,15 +129,29 @@ def push_heartbeat(
     logger.debug("heartbeat pushed", server=server, commit=commit)
 
 
-def read_heartbeats(repo: Path, remote: str) -> dict[str, Heartbeat]:
-    """Every heartbeat branch as last fetched from `remote`, by server."""
+def read_heartbeats(
+    repo: Path, remote: str, previous: Mapping[str, Heartbeat] | None = None
+) -> dict[str, Heartbeat]:
+    """Every heartbeat branch as last fetched from `remote`, by server.
+
+    Branches whose commit is the one in `previous` are not read again, so a look
+    at refs that did not move costs one `git for-each-ref`.
+    """
     commits = _heartbeat_refs(repo, remote)
-    blobs = _heartbeat_blobs(repo, commits)
-    contents = read_blobs(repo, blobs.values())
-    return {
-        server: Heartbeat(server, commits[server], blob, _parse(server, contents[blob]))
-        for server, blob in blobs.items()
+    known = {
+        server: beat
+        for server, beat in (previous or {}).items()
+        if commits.get(server) == beat.commit
     }
+    moved = {
+        server: commit for server, commit in commits.items() if server not in known
+    }
+    blobs = _heartbeat_blobs(repo, moved)
+    contents = read_blobs(repo, blobs.values())
+    for server, blob in blobs.items():
+        document = _parse(server, contents[blob])
+        known[server] = Heartbeat(server, moved[server], blob, document)
+    return known
 
 
 def _heartbeat_refs(repo: Path, remote: str) -> dict[str, str]:

@@ -54,14 +54,23 @@ class SavedView:
     stale_after: float
     peers: Mapping[str, PeerView]
     recent_events: Sequence[Mapping[str, Any]] = ()
+    running: bool = True
 
     def age(self, now: datetime) -> float:
         return (now - self.written_at).total_seconds()
 
+    def is_fresh(self, now: datetime) -> bool:
+        """Written by a daemon that still runs, within its own allowance."""
+        return self.running and 0 <= self.age(now) <= self.stale_after
 
-def view_of(watch: PeerWatch, recent: Sequence[Mapping[str, Any]] = ()) -> SavedView:
-    """What a running watch would save now."""
-    return SavedView(watch.me, watch.wall(), watch.stale_after, watch.views(), recent)
+
+def view_of(
+    watch: PeerWatch, recent: Sequence[Mapping[str, Any]] = (), *, running: bool = True
+) -> SavedView:
+    """What the watch would save now; `running` False when its daemon stops."""
+    return SavedView(
+        watch.me, watch.wall(), watch.stale_after, watch.views(), recent, running
+    )
 
 
 def save_view(path: Path, view: SavedView) -> None:
@@ -72,6 +81,7 @@ def save_view(path: Path, view: SavedView) -> None:
         "stale_after": view.stale_after,
         "peers": {name: _view_json(peer) for name, peer in view.peers.items()},
         "recent_events": list(view.recent_events),
+        "running": view.running,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_durably(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -89,7 +99,10 @@ def load_view(path: Path) -> SavedView | None:
             item for item in data.get("recent_events", []) if isinstance(item, dict)
         ]
         stale_after = float(data["stale_after"])
-        return SavedView(data["observer"], written_at, stale_after, peers, recent)
+        running = data.get("running") is True
+        return SavedView(
+            data["observer"], written_at, stale_after, peers, recent, running
+        )
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
@@ -146,10 +159,21 @@ def judge_saved(
     }
     observer = saved.observer or me
     if observer is not None:
-        peers[observer] = PeerView(
-            observer, Liveness.ALIVE, saved.written_at, saved.written_at, 0.0, 0.0, None
-        )
+        peers[observer] = _myself(observer, saved.written_at)
     return Judgement(peers, DAEMON)
+
+
+def judge_watch(watch: PeerWatch) -> Judgement:
+    """A running daemon's own judgement; the daemon itself is alive."""
+    peers = dict(watch.views())
+    if watch.me is not None:
+        peers[watch.me] = _myself(watch.me, watch.wall())
+    return Judgement(peers, DAEMON)
+
+
+def _myself(server: str, seen: datetime) -> PeerView:
+    """The observer, alive by definition while it judges (no offset to itself)."""
+    return PeerView(server, Liveness.ALIVE, None, seen, 0.0, None, None)
 
 
 def _carried(view: PeerView, elapsed: float, stale_after: float) -> PeerView:
@@ -226,8 +250,8 @@ def judge(
 ) -> Judgement:
     """Liveness as a command sees it: the daemon's fresh view, else timestamps."""
     saved = load_view(config.state_path / VIEW_FILE)
-    if saved is not None and 0 <= saved.age(now) <= config.stale_after:
-        judged = judge_saved(saved, now, config.stale_after, config.node)
+    if saved is not None and saved.is_fresh(now):
+        judged = judge_saved(saved, now, saved.stale_after, config.node)
     else:
         offsets = {
             name: view.offset_seconds

@@ -29,13 +29,25 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from watcher.events import Event, EventKind, event_id
 from watcher.heartbeat import Heartbeat
 from watcher.layout import heartbeat_path
 from watcher.timestamps import now_utc
 
+if TYPE_CHECKING:
+    from watcher.daemon import Daemon
+
 VIEW_FILE = "liveness.json"
+
+
+def install(daemon: Daemon) -> None:
+    """Heartbeats, the liveness scan, and this server's status on start and stop."""
+    # Imported here: the service builds on the fleet view, which imports this module.
+    from watcher.fleetwatch import FleetWatch
+
+    FleetWatch(daemon).install()
 
 
 class Liveness(enum.Enum):
@@ -98,6 +110,7 @@ class PeerWatch:
         self.wall = wall
         self.peers: dict[str, PeerRecord] = {}
         self.restored: dict[str, PeerView] = {}
+        self.started = monotonic()
 
     def restore(self, views: Mapping[str, PeerView]) -> None:
         """States announced by a previous run, kept until judged afresh."""
@@ -127,6 +140,20 @@ class PeerWatch:
             self.peers[server] = replace(record, state=state, state_since=now)
             transitions.append(self._transition(record, state, now))
         return transitions
+
+    def pending(self) -> list[str]:
+        """Peers seen but not judged yet: no change seen, allowance not over."""
+        now = self.monotonic()
+        return sorted(
+            server
+            for server, record in self.peers.items()
+            if record.changed_at is None and now - record.first_seen <= self.stale_after
+        )
+
+    def is_settled(self) -> bool:
+        """Watched for a whole allowance, and no peer is still being judged."""
+        watched = self.monotonic() - self.started >= self.stale_after
+        return watched and not self.pending()
 
     def state_of(self, server: str) -> Liveness:
         record = self.peers.get(server)

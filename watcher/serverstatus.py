@@ -76,8 +76,10 @@ def capabilities(config: Config) -> dict[str, Any]:
 class StatusUpdate:
     """Set this server's status; moot when nothing meaningful changes.
 
-    `last_build` None keeps the recorded one. The main copy of the heartbeat is
-    rewritten in the same commit, so a status change costs one commit, not two.
+    `last_build` None keeps the recorded one. With `keep_resting`, a recorded
+    resting status (idle, success, failed: the last build's result) is kept, as a
+    daemon that starts should. The main copy of the heartbeat is rewritten in the
+    same commit, so a status change costs one commit, not two.
     """
 
     name: ClassVar[str] = "server-status"
@@ -87,6 +89,7 @@ class StatusUpdate:
     last_build: dict[str, Any] | None = None
     system: dict[str, float] = field(default_factory=dict)
     capabilities: dict[str, Any] | None = None
+    keep_resting: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -104,14 +107,15 @@ class StatusUpdate:
         beat = main_heartbeat(updated, host_uptime())
         _write_main_heartbeat(draft, self.server, beat)
         job = f" {self.current_job}" if self.current_job else ""
-        return f"status {self.status}{job}"
+        return f"status {updated['status']}{job}"
 
     def updated(self, existing: Mapping[str, Any]) -> dict[str, Any]:
         """The status document with this update laid over the recorded one."""
         updated = dict(existing)
         updated.pop("server_id", None)  # the legacy spelling of `server`
         updated["server"] = self.server
-        updated["status"] = self.status
+        resting = self.keep_resting and existing.get("status") in RESTING_STATUSES
+        updated["status"] = existing["status"] if resting else self.status
         updated["current_job"] = self.current_job
         if self.last_build is not None:
             updated["last_build"] = self.last_build
@@ -221,6 +225,7 @@ class HeartbeatPublisher:
         self.system = system or (lambda: system_metrics(config.repo))
         self.started_at = format_timestamp(wall())
         self.sequence = 0
+        self.reachable = True
 
     def beat(self) -> str | None:
         """Publish one heartbeat; the commit pushed, or None when the remote is away."""
@@ -229,8 +234,13 @@ class HeartbeatPublisher:
         try:
             push_heartbeat(self.config.repo, self.config.remote, self.node, commit)
         except (RemoteUnreachable, RemoteAccessDenied) as error:
-            logger.warning("heartbeat not published: {why}", why=error.message)
+            if self.reachable:
+                logger.warning("heartbeat not published: {why}", why=error.message)
+            self.reachable = False
             return None
+        if not self.reachable:
+            logger.info("heartbeats are published again")
+        self.reachable = True
         self.refresh_main(document)
         return commit
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from watcher.build import BuildResult, BuildStatus
-from watcher.joblist import ClaimNext, FinishJob, jobs_for
+from watcher.joblist import ClaimNext, FinishJob, RequeueJob, jobs_for
 from watcher.jobrecords import job_attempt
 from watcher.layout import JOBS_PATH
 from watcher.serverstatus import StatusUpdate
@@ -110,20 +110,10 @@ class FinishBuild:
             return summary
         job = draft.result
         draft.write_bytes(path, self.log_text.encode("utf-8"))
-        self._update_status(draft, job, path)
+        last_build = self.last_build(job, path)
+        show_status(draft, self.node, SERVER_STATUS_AFTER[self.status], last_build)
         draft.result = job
         return summary
-
-    def _update_status(self, draft: Draft, job: dict[str, Any], path: str) -> None:
-        still_running = jobs_for({JOBS_PATH: draft.read(JOBS_PATH)}, self.node)
-        last_build = self.last_build(job, path)
-        if still_running:
-            current = str(still_running[0].get("id"))
-            update = StatusUpdate(self.node, "building", current, last_build)
-        else:
-            after = SERVER_STATUS_AFTER[self.status]
-            update = StatusUpdate(self.node, after, None, last_build)
-        update.apply(draft)
 
     def last_build(self, job: dict[str, Any], path: str) -> dict[str, Any]:
         return {
@@ -146,6 +136,19 @@ class FinishBuild:
         return data
 
 
+def show_status(
+    draft: Draft, node: str, resting: str, last_build: dict[str, Any] | None = None
+) -> None:
+    """This server's status after a job left it: still `building` while it runs
+    another, else `resting`."""
+    still_running = jobs_for({JOBS_PATH: draft.read(JOBS_PATH)}, node)
+    if still_running:
+        current = str(still_running[0].get("id"))
+        StatusUpdate(node, "building", current, last_build).apply(draft)
+    else:
+        StatusUpdate(node, resting, None, last_build).apply(draft)
+
+
 def finish_for(result: BuildResult, job: dict[str, Any], node: str) -> FinishBuild:
     """The finishing write for `result` of the try `job` describes."""
     return FinishBuild(
@@ -160,3 +163,31 @@ def finish_for(result: BuildResult, job: dict[str, Any], node: str) -> FinishBui
         source_commit=result.source_commit,
         artifacts=tuple(artifact.to_json() for artifact in result.artifacts),
     )
+
+
+@register_operation
+@dataclass(frozen=True)
+class ReturnJob:
+    """Give back a job this server holds but no longer runs (it is stopping, or the
+    job is left over from before a restart): requeue it with the attempt raised, or
+    fail it once `max_attempts` are spent, and take it off this server's status."""
+
+    name: ClassVar[str] = "return-job"
+    job_id: str
+    node: str
+    attempt: int
+    reason: str
+    max_attempts: int = 3
+
+    def apply(self, draft: Draft) -> str | Moot:
+        requeue = RequeueJob(self.job_id, self.attempt, self.reason, self.max_attempts)
+        summary = requeue.apply(draft)
+        if isinstance(summary, Moot):
+            return summary
+        job = draft.result
+        show_status(draft, self.node, "idle")
+        draft.result = job
+        return summary
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

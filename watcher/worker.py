@@ -1,0 +1,321 @@
+"""Jobs inside the daemon: claim what this server can run, build it, report it;
+requeue the jobs of silent peers; stop builds whose job moved on.
+
+Every write happens on the dispatcher thread (event handlers and periodic tasks),
+so the worker's transactions never race each other or the other features'. Builds
+run on threads of their own and hand their results back through a queue that a
+periodic task drains.
+
+- Claiming: on `job.queued` and on every tick, while fewer than `concurrency` builds
+  run, claim (`ClaimNext`, most urgent then oldest) a queued job whose type this
+  server can run and whose labels it has. A claim is never queued offline: a claim
+  replayed later would hold a job nobody here runs.
+- Fencing: a build whose job was requeued, reassigned or ended by someone else
+  (the snapshot shows a later attempt, another holder, or an end) is stopped and
+  reports nothing; the finish is fenced by the attempt as well. A cancel request
+  stops the build, which is then recorded as `cancelled`.
+- Orphans: after `server.stale` for a holder, its running jobs are requeued once the
+  silence (on this observer's clock) exceeds the job's lease plus `lease_margin`;
+  `RequeueJob` fails a job whose `max_attempts` are spent.
+- Reconcile: a running job held by this server that no build here runs (left over
+  from a previous life, or whose finish could not be written) is given back; the
+  first tick after start does this for every such job.
+- Shutdown: running builds are stopped and their jobs given back.
+"""
+
+from __future__ import annotations
+
+import enum
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from watcher.build import BuildResult, run_build
+from watcher.buildrecords import ReturnJob, StartJob, finish_for
+from watcher.config import Config
+from watcher.documents import Snapshot
+from watcher.events import Event, EventKind
+from watcher.joblist import ClaimNext, RequeueJob, claimable_jobs, find_job, jobs_for
+from watcher.jobrecords import FINISHED, is_cancel_requested, job_attempt, list_jobs
+from watcher.layout import BUILD_CONFIG_PATH
+from watcher.recipes import runnable_types
+from watcher.transaction import Operation, Outcome, OutcomeStatus, transact
+
+if TYPE_CHECKING:
+    from watcher.daemon import Daemon
+
+REPORT_INTERVAL = 0.5
+WATCH_INTERVAL = 1.0
+JOB_CHANGES = (
+    EventKind.JOB_CLAIMED,
+    EventKind.JOB_REQUEUED,
+    EventKind.JOB_CANCELLED,
+    EventKind.JOB_FINISHED,
+)
+
+
+class Stop(enum.Enum):
+    """Why a running build was stopped, which decides what is written after."""
+
+    LOST = "the job moved on"  # requeued, reassigned or ended: write nothing
+    CANCEL = "cancel requested"  # record the job as cancelled
+    SHUTDOWN = "the daemon is stopping"  # give the job back
+
+
+@dataclass
+class Run:
+    """One build in progress on this server."""
+
+    job: dict[str, Any]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stop: Stop | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job["id"])
+
+    @property
+    def attempt(self) -> int:
+        return job_attempt(self.job)
+
+
+class Worker:
+    """The job behaviour of one daemon; its methods run on the dispatcher thread."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        snapshot: Callable[[], Snapshot],
+        transact: Callable[[Operation], Outcome],
+        claim: Callable[[Operation], Outcome],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.snapshot = snapshot
+        self.transact = transact
+        self.claim = claim
+        self.monotonic = monotonic
+        self.node = config().require_node()
+        self.runs: dict[str, Run] = {}
+        self.results: queue.Queue[tuple[Run, BuildResult | None]] = queue.Queue()
+        self.silent_since: dict[str, float] = {}
+        self.settled: set[tuple[str, int]] = set()
+        self.stopping = False
+
+    # Events and ticks.
+
+    def on_job_queued(self, event: Event) -> None:
+        self.fill_slots()
+
+    def on_job_changed(self, event: Event) -> None:
+        self.watch_runs()
+
+    def on_server_stale(self, event: Event) -> None:
+        silent = (event.record or {}).get("seconds_silent")
+        seconds = float(silent) if isinstance(silent, int | float) else 0.0
+        self.silent_since[event.subject] = self.monotonic() - seconds
+        self.recover_orphans()
+
+    def on_server_recovered(self, event: Event) -> None:
+        self.silent_since.pop(event.subject, None)
+
+    def tick(self) -> None:
+        self.watch_runs()
+        self.recover_orphans()
+        self.return_strays()
+        self.fill_slots()
+
+    # Claiming and running.
+
+    def fill_slots(self) -> None:
+        """Claim jobs while a slot is free and the snapshot shows one to take."""
+        config, snapshot = self.config(), self.snapshot()
+        build_config = snapshot.get(BUILD_CONFIG_PATH)
+        types = tuple(sorted(runnable_types(config, build_config)))
+        while not self.stopping and len(self.runs) < config.concurrency:
+            if not claimable_jobs(snapshot, types, config.labels):
+                return
+            claim = ClaimNext(
+                self.node, types, config.labels, config.concurrency, config.stale_after
+            )
+            outcome = self.claim(StartJob(claim))
+            if outcome.status is not OutcomeStatus.DONE:
+                logger.debug("nothing claimed: {why}", why=outcome.reason)
+                return
+            self.start(dict(outcome.result), config, build_config)
+
+    def start(
+        self,
+        job: dict[str, Any],
+        config: Config,
+        build_config: Mapping[str, Any] | None,
+    ) -> None:
+        run = Run(job)
+        run.thread = threading.Thread(
+            target=self._build,
+            args=(run, config, build_config),
+            name=f"build {run.job_id}",
+            daemon=True,
+        )
+        self.runs[run.job_id] = run
+        logger.bind(job=run.job_id, attempt=run.attempt).info("job claimed")
+        run.thread.start()
+
+    def _build(
+        self, run: Run, config: Config, build_config: Mapping[str, Any] | None
+    ) -> None:
+        """The build thread: its result, or None if it crashed, goes to the queue."""
+        result = None
+        try:
+            result = run_build(run.job, config, build_config, cancel=run.cancel)
+        finally:
+            self.results.put((run, result))
+
+    def report_results(self) -> None:
+        """Write what finished builds left in the queue (periodic task)."""
+        reported = False
+        while True:
+            try:
+                run, result = self.results.get_nowait()
+            except queue.Empty:
+                break
+            self._report(run, result)
+            self.runs.pop(run.job_id, None)
+            self.settled.add((run.job_id, run.attempt))
+            reported = True
+        if reported:
+            self.fill_slots()
+
+    def _report(self, run: Run, result: BuildResult | None) -> None:
+        log = logger.bind(job=run.job_id, attempt=run.attempt)
+        if run.stop is Stop.LOST:
+            log.info("build stopped and not reported: the job moved on")
+            return
+        if result is None or run.stop is Stop.SHUTDOWN:
+            why = run.stop.value if run.stop else "the build crashed on this server"
+            self.give_back(run.job, why)
+            return
+        outcome = self.transact(finish_for(result, run.job, self.node))
+        if outcome.status is OutcomeStatus.MOOT:
+            log.info("finish not recorded: {why}", why=outcome.reason)
+        elif outcome.status is OutcomeStatus.FAILED:
+            log.error("finish not recorded: {why}", why=outcome.reason)
+
+    def give_back(self, job: Mapping[str, Any], reason: str) -> None:
+        config = self.config()
+        key = (str(job["id"]), job_attempt(job))
+        operation = ReturnJob(key[0], self.node, key[1], reason, config.max_attempts)
+        outcome = self.transact(operation)
+        self.settled.add(key)
+        logger.bind(job=key[0], attempt=key[1], outcome=outcome.status.value).info(
+            "job given back: {why}", why=reason
+        )
+
+    # Keeping runs honest.
+
+    def watch_runs(self) -> None:
+        """Stop builds whose job moved on or whose cancellation was asked for."""
+        snapshot = self.snapshot()
+        for run in list(self.runs.values()):
+            if run.stop is not None:
+                continue
+            stop = stop_reason(find_job(snapshot, run.job_id), self.node, run.attempt)
+            if stop is not None:
+                run.stop = stop
+                run.cancel.set()
+                logger.bind(job=run.job_id).info(
+                    "stopping the build: {why}", why=stop.value
+                )
+
+    def return_strays(self) -> None:
+        """Give back running jobs held here that no build here runs."""
+        for job in jobs_for(self.snapshot(), self.node):
+            key = (str(job.get("id")), job_attempt(job))
+            if key[0] in self.runs or key in self.settled:
+                continue
+            self.give_back(job, f"{self.node} was not running it (restarted)")
+
+    def recover_orphans(self) -> None:
+        """Requeue running jobs whose holder has been silent beyond their lease."""
+        config, now = self.config(), self.monotonic()
+        for job in list_jobs(self.snapshot(), "running"):
+            holder = job.get("assigned_to")
+            since = self.silent_since.get(str(holder))
+            key = (str(job.get("id")), job_attempt(job))
+            if holder == self.node or since is None or key in self.settled:
+                continue
+            silent = now - since
+            if silent < lease_seconds(job, config) + config.lease_margin:
+                continue
+            reason = f"{holder} silent for {silent:.0f} s"
+            self.transact(RequeueJob(key[0], key[1], reason, config.max_attempts))
+            self.settled.add(key)
+            logger.bind(job=key[0], holder=holder).warning(
+                "orphan requeued: {why}", why=reason
+            )
+
+    def shut_down(self) -> None:
+        """Stop every build and give its job back (runs after the dispatcher)."""
+        self.stopping = True
+        for run in self.runs.values():
+            run.stop = run.stop or Stop.SHUTDOWN
+            run.cancel.set()
+        grace = self.config().kill_grace
+        for run in list(self.runs.values()):
+            if run.thread is not None:
+                run.thread.join(timeout=grace + 30)
+        self.report_results()
+
+
+def stop_reason(
+    record: Mapping[str, Any] | None, node: str, attempt: int
+) -> Stop | None:
+    """Whether the snapshot shows that a build of `attempt` must stop.
+
+    Only positive evidence counts: the snapshot may predate the claim (the job still
+    queued on the same attempt, or not there at all), and that is no reason.
+    """
+    if record is None:
+        return None
+    if job_attempt(record) > attempt:
+        return Stop.LOST
+    if job_attempt(record) < attempt:
+        return None
+    if record.get("status") in FINISHED:
+        return Stop.LOST
+    if record.get("status") == "running" and record.get("assigned_to") != node:
+        return Stop.LOST
+    if record.get("status") == "running" and is_cancel_requested(record):
+        return Stop.CANCEL
+    return None
+
+
+def lease_seconds(job: Mapping[str, Any], config: Config) -> float:
+    lease = job.get("lease")
+    seconds = lease.get("seconds") if isinstance(lease, Mapping) else None
+    return float(seconds) if isinstance(seconds, int | float) else config.stale_after
+
+
+def install(daemon: Daemon) -> None:
+    """Register the worker's handlers and tasks with the daemon."""
+    worker = Worker(
+        lambda: daemon.config,
+        lambda: daemon.snapshot,
+        daemon.transact,
+        lambda operation: transact(daemon.config, operation, offline_ok=False),
+    )
+    daemon.add_handler(EventKind.JOB_QUEUED, worker.on_job_queued)
+    for kind in JOB_CHANGES:
+        daemon.add_handler(kind, worker.on_job_changed)
+    daemon.add_handler(EventKind.SERVER_STALE, worker.on_server_stale)
+    daemon.add_handler(EventKind.SERVER_RECOVERED, worker.on_server_recovered)
+    daemon.add_periodic("job results", REPORT_INTERVAL, worker.report_results)
+    daemon.add_periodic("job watch", WATCH_INTERVAL, worker.watch_runs)
+    daemon.add_periodic("jobs", daemon.config.poll_interval, worker.tick)
+    daemon.add_shutdown(worker.shut_down)

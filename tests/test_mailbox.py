@@ -210,6 +210,22 @@ def test_archive_moves_messages_read_by_all_into_monthly_files(joined: Fleet) ->
     assert len(kept) + 3 == 6
 
 
+def test_archived_legacy_records_are_written_in_the_strict_form(joined: Fleet) -> None:
+    seed_messages(joined, [old_message(1, "10"), old_message(2, "10")])
+
+    transact(config_for(joined, "build3"), ArchiveMessages(30))
+
+    october = "coordination/archive/messages-2025-10.json"
+    [first, second] = message_records(remote_documents(joined)[october])
+    assert first["timestamp"] == "2025-10-02T10:00:00Z"
+    assert (first["id"], first["read_by"], first["read"]) == (
+        "msg_old_1",
+        ["build1"],
+        True,
+    )
+    assert second["id"] == "msg_old_2"
+
+
 def test_archived_messages_are_still_listed_with_all(joined: Fleet) -> None:
     seed_messages(joined, [old_message(1, "10"), old_message(2, "10", read=False)])
     transact(config_for(joined, "build3"), ArchiveMessages(30))

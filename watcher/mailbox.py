@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from watcher.credentials import describe_findings, find_secrets
@@ -38,6 +38,7 @@ from watcher.messages import (
     message_records,
     thread_depth,
 )
+from watcher.migration import migrate_documents
 from watcher.timestamps import format_timestamp, parse_timestamp
 from watcher.transaction import Draft, Moot, register_operation
 
@@ -249,7 +250,13 @@ class MarkRead:
 @register_operation
 @dataclass(frozen=True)
 class ArchiveMessages:
-    """Move old messages read by all their recipients to monthly archive files."""
+    """Move old messages read by all their recipients to monthly archive files.
+
+    An archive file is new content, so it must pass the strict profile: moved
+    legacy records are written in the strict form by the rules of `migrate`
+    (timestamps rewritten, `type` and `read_by` filled in, a repeated id replaced
+    with the old one kept as `legacy_id`). The store they leave is only shortened.
+    """
 
     name: ClassVar[str] = "archive-messages"
 
@@ -261,16 +268,9 @@ class ArchiveMessages:
     def apply(self, draft: Draft) -> str | Moot:
         document = _messages_document(draft)
         cutoff = draft.now - timedelta(days=self.older_than_days)
-        known = known_servers(draft.base.paths)
-        kept: list[Any] = []
-        moved: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for record in document["messages"]:
-            is_record = isinstance(record, dict)
-            when = parse_timestamp(record.get("timestamp")) if is_record else None
-            if when is not None and when < cutoff and is_read_by_all(record, known):
-                moved[archive_path(when)].append(record)
-            else:
-                kept.append(record)
+        kept, moved = _partition(
+            document["messages"], cutoff, known_servers(draft.base.paths)
+        )
         draft.result = {path: len(records) for path, records in sorted(moved.items())}
         if not moved:
             return Moot(
@@ -280,7 +280,24 @@ class ArchiveMessages:
         for path, records in moved.items():
             archive = _messages_document(draft, path)
             archive["messages"].extend(records)
-            draft.write(path, archive)
+            migrated = migrate_documents({path: archive}, draft.now).documents
+            draft.write(path, migrated.get(path, archive))
         document["messages"] = kept
         draft.write(MESSAGES_PATH, document)
         return f"archive {sum(draft.result.values())} messages"
+
+
+def _partition(
+    records: list[Any], cutoff: datetime, known: list[str]
+) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
+    """The records that stay, and those that move by archive file, in order."""
+    kept: list[Any] = []
+    moved: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        is_record = isinstance(record, dict)
+        when = parse_timestamp(record.get("timestamp")) if is_record else None
+        if when is not None and when < cutoff and is_read_by_all(record, known):
+            moved[archive_path(when)].append(record)
+        else:
+            kept.append(record)
+    return kept, moved

@@ -16,12 +16,13 @@ mark read, archive) are operations in `watcher.mailbox`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from watcher.layout import ARCHIVE_DIR, MESSAGES_PATH, server_ids
+from watcher.recordstate import message_key, readers_of
 from watcher.timestamps import parse_timestamp
 
 BROADCAST = "all"
@@ -123,10 +124,12 @@ def is_single_recipient(record: Mapping[str, Any]) -> bool:
 
 
 def is_read_by(record: Mapping[str, Any], me: str) -> bool:
+    """In `read_by`, or in a legacy `read` (a flag for a single recipient, or a
+    list or table of readers); the spellings are folded in `readers_of`."""
     read_by = record.get("read_by")
     if isinstance(read_by, list) and me in read_by:
         return True
-    return record.get("read") is True and record.get("to") == me
+    return "read" in record and me in readers_of(record)
 
 
 def is_read_by_all(record: Mapping[str, Any], known: Iterable[str]) -> bool:
@@ -146,7 +149,7 @@ def mark_read(record: dict[str, Any], me: str) -> bool:
     if me in read_by:
         return False
     record["read_by"] = [*read_by, me]
-    if record.get("to") == me:
+    if record.get("to") == me and isinstance(record.get("read", False), bool):
         record["read"] = True
     return True
 
@@ -158,40 +161,37 @@ def inbox(
     paths = (
         [*archive_paths(documents), MESSAGES_PATH] if include_read else [MESSAGES_PATH]
     )
-    entries: list[tuple[datetime, int, InboxEntry]] = []
-    seen: set[tuple[Any, ...]] = set()
-    for order, (path, record, when) in enumerate(_timed_records(documents, paths)):
-        if not is_for(record, me):
-            continue
-        is_read = is_read_by(record, me)
-        key = _identity(record)
-        if (is_read and not include_read) or key in seen:
-            continue
-        seen.add(key)
-        message = to_message(record, path, when)
-        entries.append((when or _EPOCH, order, InboxEntry(message, is_read)))
-    entries.sort(key=lambda item: (item[0], item[1]))
-    return [entry for _, _, entry in entries]
+    entries: list[tuple[datetime, int, int, InboxEntry]] = []
+    seen: set[str] = set()
+    for rank, path in enumerate(paths):
+        records = message_records(documents.get(path))
+        for position, record in enumerate(records):
+            if not is_for(record, me):
+                continue
+            is_read = is_read_by(record, me)
+            if is_read and not include_read:
+                continue
+            # Copies of one message (a botched merge) count once; an id reused
+            # with another sender or subject is another message.
+            key = message_key(record)
+            if key in seen:
+                continue
+            seen.add(key)
+            when = time_of(records, position)
+            entry = InboxEntry(to_message(record, path, when), is_read)
+            entries.append((when or _EPOCH, rank, position, entry))
+    entries.sort(key=lambda item: item[:3])
+    return [item[3] for item in entries]
 
 
-def _timed_records(
-    documents: Mapping[str, Any], paths: list[str]
-) -> Iterator[tuple[str, dict[str, Any], datetime | None]]:
-    """Records in file order, each with its time; a record without a readable time
-    takes the time of the one before it, since messages are appended in order."""
-    last: datetime | None = None
-    for path in paths:
-        for record in message_records(documents.get(path)):
-            when = parse_timestamp(record.get("timestamp")) or last
-            last = when
-            yield path, record, when
-
-
-def _identity(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Copies of one message (a botched merge) count once; reused ids do not merge."""
-    return tuple(
-        str(record.get(key)) for key in ("id", "from", "to", "timestamp", "subject")
-    )
+def time_of(records: list[dict[str, Any]], position: int) -> datetime | None:
+    """A record's time; one without a readable time takes the time of the nearest
+    record before it, since messages are appended in order."""
+    for index in range(position, -1, -1):
+        when = parse_timestamp(records[index].get("timestamp"))
+        if when is not None:
+            return when
+    return None
 
 
 def to_message(

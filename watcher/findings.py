@@ -116,7 +116,10 @@ def _describe(error: Any) -> tuple[str, str]:
         return f"expected {wanted}, found {found}", ""
     if keyword == "enum":
         choices = ", ".join(show(choice) for choice in expected)
-        return f"{show(instance)} is not one of {choices}", ""
+        return (
+            f"{show(instance)} is not one of {choices}",
+            "use one of the listed values",
+        )
     if keyword == "required":
         match = _REQUIRED.match(error.message)
         name = ast.literal_eval(match.group(1)) if match else "?"

@@ -10,8 +10,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import psutil
-
 from watcher.errors import WatcherError
 
 GROUP_POLL_INTERVAL = 0.05
@@ -117,6 +115,9 @@ def live_group_members(group: int) -> list[int]:
         return []
     except PermissionError:
         pass
+    # Imported here: psutil costs milliseconds the pre-commit hook's path does not need.
+    import psutil
+
     members = []
     for candidate in psutil.process_iter(["status"]):
         try:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import Fleet
+from tests.conftest import Fleet, git
 from watcher.events import EventKind
 from watcher.heartbeat import (
     Heartbeat,
@@ -17,6 +25,7 @@ from watcher.heartbeat import (
     push_heartbeat,
     read_heartbeats,
 )
+from watcher.judgement import VIEW_FILE, load_view
 from watcher.liveness import Liveness, PeerView, PeerWatch, transition_event
 
 START = datetime(2025, 11, 5, 12, 0, 0, tzinfo=UTC)
@@ -215,3 +224,133 @@ def test_a_skewed_peer_clock_causes_no_false_staleness_nor_false_liveness(
 
     assert fired == [EventKind.SERVER_STALE]
     assert watch.state_of("build2") is Liveness.STALE
+
+
+# Two real daemons (`build-watcher watch` processes) on checkouts of one remote.
+
+PROGRAM = Path(sys.executable).with_name("build-watcher")
+RECORD_EVENT = "import sys; open(sys.argv[1], 'a').write(sys.stdin.read() + '\\n')"
+BEAT = 1.0
+FAST_ALLOWANCE = 3 * BEAT
+RUN_SECONDS = 10.0
+
+
+def eventually(predicate: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+class Watcher:
+    """One `build-watcher watch` process with a 1 s heartbeat, recording events."""
+
+    def __init__(self, checkout: Path, root: Path) -> None:
+        self.checkout = checkout
+        self.events_file = root / f"{checkout.name}.events"
+        config = root / f"{checkout.name}.toml"
+        record = [sys.executable, "-c", RECORD_EVENT, str(self.events_file)]
+        config.write_text(
+            f"heartbeat_interval = {BEAT}\npoll_interval = 0.3\nkill_grace = 3\n"
+            f'[[handlers]]\nevent = "*"\ncommand = {json.dumps(record)}\n'
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        command = [str(PROGRAM), "--repo", str(checkout), "--config", str(config)]
+        self.log = (root / f"{checkout.name}.log").open("wb")
+        self.process = subprocess.Popen(
+            [*command, "watch"],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def peer_state(self, server: str) -> str | None:
+        view = load_view(self.checkout / ".git" / "build-watcher" / VIEW_FILE)
+        peer = view.peers.get(server) if view else None
+        return peer.state.value if peer else None
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        if not self.events_file.exists():
+            return []
+        lines = self.events_file.read_text().splitlines()
+        return [e for e in map(json.loads, filter(None, lines)) if e["kind"] == kind]
+
+    def stop(self, signum: int) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        code = self.process.wait(timeout=60)
+        self.log.close()
+        return code
+
+
+@pytest.fixture
+def watchers(fleet: Fleet) -> Iterator[dict[str, Watcher]]:
+    running = {
+        node: Watcher(fleet.clone(node), fleet.root) for node in ("build1", "build2")
+    }
+    yield running
+    for watcher in running.values():
+        watcher.stop(signal.SIGKILL)
+
+
+def heartbeat_only(fleet: Fleet, commit: str) -> bool:
+    changed = git(
+        "diff-tree",
+        "--no-commit-id",
+        "--name-only",
+        "-r",
+        "--root",
+        commit,
+        cwd=fleet.remote,
+    )
+    return all(path.endswith("/heartbeat.json") for path in changed.split())
+
+
+@pytest.mark.slow
+def test_two_daemons_keep_main_clean_see_each_other_and_report_a_death_once(
+    fleet: Fleet, watchers: dict[str, Watcher]
+) -> None:
+    one, two = watchers["build1"], watchers["build2"]
+    seed = set(fleet.remote_log())
+
+    eventually(
+        lambda: one.peer_state("build2") == two.peer_state("build1") == "alive", 60
+    )
+    deadline = time.monotonic() + RUN_SECONDS
+    while time.monotonic() < deadline:
+        assert one.peer_state("build2") == "alive"
+        assert two.peer_state("build1") == "alive"
+        time.sleep(0.25)
+
+    added = [commit for commit in fleet.remote_log() if commit not in seed]
+    assert added, "the daemons committed their status"
+    assert not [commit for commit in added if heartbeat_only(fleet, commit)]
+    for node in ("build1", "build2"):
+        assert (
+            git("rev-list", "--count", f"heartbeat/{node}", cwd=fleet.remote).strip()
+            == "1"
+        )
+        beat = json.loads(
+            fleet.remote_file(f"{node}/heartbeat.json", f"heartbeat/{node}")
+        )
+        assert beat["sequence"] >= RUN_SECONDS / BEAT
+
+    killed_at = time.monotonic()
+    two.stop(signal.SIGKILL)
+    eventually(lambda: one.events("server.stale"), FAST_ALLOWANCE + 10)
+    noticed_after = time.monotonic() - killed_at
+    time.sleep(
+        2 * FAST_ALLOWANCE
+    )  # long enough for a repeat to show, if there were one
+
+    stale = one.events("server.stale")
+    assert [event["subject"] for event in stale] == ["build2"]
+    assert noticed_after <= FAST_ALLOWANCE + 1.5, noticed_after
+    assert one.peer_state("build2") == "stale"
+    dashboard = json.loads(fleet.remote_file("shared/health_dashboard.json"))
+    assert dashboard["overall_status"] == "degraded"
+    assert one.stop(signal.SIGTERM) == 0
+    assert json.loads(fleet.remote_file("build1/status.json"))["status"] == "offline"

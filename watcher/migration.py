@@ -14,7 +14,9 @@ The rules, applied to every document that has a schema:
   the global `read` flag: a message to one server that is read was read by that
   server; for a broadcast nobody can tell who read it, so it is shown again to all;
 - the dashboard's early `servers` object becomes the array of later versions;
-- locks get an `epoch`.
+- locks get an `epoch`;
+- artifacts listed by name alone (no size or checksum is known for them) move to
+  `legacy_artifacts`, beside the records that have both.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def migrate_documents(documents: Mapping[str, Any], now: datetime) -> Migration:
         if rewrite is not None:
             rewrite(value, path, migration)
         _TimestampFixer(path, now, migration).walk(value, "$")
+        _move_bare_artifacts(value, path, migration, "$")
         if value != documents[path]:
             migration.documents[path] = value
     return migration
@@ -129,6 +132,27 @@ def _is_timestamp_key(key: str) -> bool:
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _move_bare_artifacts(
+    value: Any, path: str, migration: Migration, where: str
+) -> None:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _move_bare_artifacts(item, path, migration, f"{where}[{index}]")
+        return
+    if not isinstance(value, dict):
+        return
+    artifacts = value.get("artifacts")
+    if isinstance(artifacts, list) and any(not isinstance(a, dict) for a in artifacts):
+        value["legacy_artifacts"] = artifacts
+        value["artifacts"] = [a for a in artifacts if isinstance(a, dict)]
+        migration.note(
+            path, f"{where}.artifacts named without checksums -> legacy_artifacts"
+        )
+    for key, inner in value.items():
+        if key not in ("artifacts", "legacy_artifacts"):
+            _move_bare_artifacts(inner, path, migration, f"{where}.{key}")
 
 
 def _server_dialect(value: Any, path: str, migration: Migration) -> None:

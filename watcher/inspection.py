@@ -59,7 +59,8 @@ def worktree_paths(repo: Path) -> list[str]:
     """Every coordination file in the working tree, tracked or new, not ignored."""
     out = run_git(["ls-files", "-z", "-c", "-o", "--exclude-standard"], cwd=repo)
     paths = {raw.decode("utf-8", "surrogateescape") for raw in out.split(b"\0") if raw}
-    return sorted(p for p in paths if is_coordination_path(p) and (repo / p).is_file())
+    chosen = sorted(p for p in paths if is_coordination_path(p))
+    return [str(repo / p) for p in chosen if (repo / p).is_file()]
 
 
 def check_staged(

@@ -15,17 +15,20 @@ When the remote cannot be reached, the operation waits in the durable offline qu
 from __future__ import annotations
 
 import enum
+import hashlib
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from watcher import gitrepo, outbox
 from watcher.config import Config
-from watcher.documents import Snapshot, read_snapshot
+from watcher.documents import BlobCache, Snapshot, read_snapshot
 from watcher.draft import (
     Draft,
     InvalidBase,
@@ -37,7 +40,9 @@ from watcher.draft import (
 )
 from watcher.errors import WatcherError
 from watcher.ids import new_ulid
+from watcher.layout import kind_of
 from watcher.timestamps import format_timestamp, now_utc
+from watcher.validation import DocumentResult
 from watcher.worktree import fast_forward
 
 __all__ = [
@@ -172,6 +177,7 @@ class _Plan:
     summary: str
     changes: dict[str, bytes | None]
     result: Any
+    documents: dict[str, Any]
 
 
 def attempt(
@@ -189,6 +195,7 @@ def attempt(
         pushed = gitrepo.push_commit(config.repo, config.remote, commit, config.branch)
         if pushed.status in (gitrepo.PushStatus.PUSHED, gitrepo.PushStatus.UP_TO_DATE):
             _after_push(config, tracking, tip, commit)
+            _MEMORY.remember_written(config.repo, plan)
             status = OutcomeStatus.DONE
             return Outcome(status, plan.summary, "", commit, plan.result, number)
         last_rejection = f"{pushed.status.value}: {pushed.summary}"
@@ -202,7 +209,7 @@ def attempt(
 
 def decide(config: Config, operation: Operation, tip: str | None) -> _Plan | Outcome:
     """Apply `operation` to the documents at `tip`; an Outcome when nothing to push."""
-    base = read_snapshot(config.repo, tip) if tip else Snapshot(None)
+    base = snapshot_at(config, tip)
     draft = Draft(base, config.require_node(), now_utc())
     try:
         decision = operation.apply(draft)
@@ -218,7 +225,52 @@ def decide(config: Config, operation: Operation, tip: str | None) -> _Plan | Out
     changes = draft.changes()
     if not changes:
         return Outcome(OutcomeStatus.DONE, decision, "", tip, draft.result)
-    return _Plan(decision, changes, draft.result)
+    return _Plan(decision, changes, draft.result, draft.changed_documents())
+
+
+class _SnapshotMemory:
+    """The last snapshot read per repository, and a cache of parsed blobs, so that a
+    long-running process re-parses only documents that changed since its last
+    transaction (a claim rewrites one file of several)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last: dict[Path, Snapshot] = {}
+        self.caches: dict[Path, BlobCache] = {}
+
+    def read(self, repo: Path, tip: str) -> Snapshot:
+        with self.lock:
+            previous = self.last.get(repo)
+            cache = self.caches.setdefault(repo, BlobCache())
+        snapshot = read_snapshot(repo, tip, previous=previous, cache=cache)
+        with self.lock:
+            self.last[repo] = snapshot
+        return snapshot
+
+    def remember_written(self, repo: Path, plan: _Plan) -> None:
+        """Our own commit is the likely next tip: its documents, strictly valid,
+        need no second parse. The key is the blob's id as git computes it (SHA-1
+        repositories; elsewhere the entry is simply never hit)."""
+        with self.lock:
+            cache = self.caches.setdefault(repo, BlobCache())
+            for path, value in plan.documents.items():
+                data = plan.changes.get(path)
+                if data is not None:
+                    result = DocumentResult(path, kind_of(path), value, [])
+                    cache.put(blob_id(data), path, result)
+
+
+_MEMORY = _SnapshotMemory()
+
+
+def blob_id(data: bytes) -> str:
+    header = b"blob %d\0" % len(data)
+    return hashlib.sha1(header + data, usedforsecurity=False).hexdigest()
+
+
+def snapshot_at(config: Config, tip: str | None) -> Snapshot:
+    """The documents at `tip` (legacy profile), nothing for an empty branch."""
+    return _MEMORY.read(config.repo, tip) if tip else Snapshot(None)
 
 
 def _commit(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -38,15 +39,21 @@ class RepositoryLocked(WatcherError):
 
 
 def fast_forward(repo: Path, branch: str, commit: str) -> bool:
-    """Fast-forward the checkout at `repo` to `commit` when clean; whether it did."""
-    reason = _reason_not_to_fast_forward(repo, branch, commit)
+    """Fast-forward the checkout at `repo` to `commit` when clean; whether it did.
+
+    Besides the checks here, `git merge --ff-only` itself refuses to touch a file
+    that has uncommitted changes (staged or not) or to overwrite an untracked file,
+    so nothing a person did is lost; its refusal becomes the warning.
+    """
+    state = _checkout_state(repo)
+    reason = _reason_not_to_fast_forward(repo, branch, commit, state)
     if reason is None:
         try:
-            wait_for_index_lock(repo)
+            wait_for_index_lock(repo, lock=state.lock)
             run_git(["merge", "--ff-only", "--quiet", commit], repo)
             return True
         except (RepositoryLocked, GitError) as error:
-            reason = error.message
+            reason = _first_line(error.message)
     if reason:
         logger.bind(repo=str(repo), commit=commit).warning(
             "checkout left as it is: {reason}", reason=reason
@@ -54,36 +61,46 @@ def fast_forward(repo: Path, branch: str, commit: str) -> bool:
     return False
 
 
-def _reason_not_to_fast_forward(repo: Path, branch: str, commit: str) -> str | None:
+@dataclass(frozen=True)
+class _CheckoutState:
+    is_bare: bool
+    lock: Path
+    head: str | None
+    head_ref: str | None
+
+
+def _checkout_state(repo: Path) -> _CheckoutState:
+    """Bare or not, the index lock's path, HEAD and its branch: one git process."""
+    args = ["rev-parse", "--is-bare-repository", "--git-path", "index.lock"]
+    completed = run_git_process([*args, "HEAD", "--symbolic-full-name", "HEAD"], repo)
+    lines = completed.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if len(lines) < 2:
+        raise GitError(args, completed.returncode, completed.stderr.decode())
+    head = lines[2] if len(lines) > 3 and completed.returncode == 0 else None
+    head_ref = lines[3] if head else None
+    return _CheckoutState(
+        lines[0] == "true", (repo / lines[1]).resolve(), head, head_ref
+    )
+
+
+def _reason_not_to_fast_forward(
+    repo: Path, branch: str, commit: str, state: _CheckoutState
+) -> str | None:
     """Why the checkout must be left alone; '' when already there, None to go ahead."""
-    if _git_ok(repo, ["rev-parse", "--is-bare-repository"], b"true"):
+    if state.is_bare or state.head == commit:
         return ""
-    head_ref = run_git_process(["symbolic-ref", "--quiet", "HEAD"], repo)
-    if head_ref.stdout.decode().strip() != f"refs/heads/{branch}":
+    if state.head is None or state.head_ref != f"refs/heads/{branch}":
         return f"HEAD is not on {branch}"
-    head = run_git(["rev-parse", "HEAD"], repo).decode().strip()
-    if head == commit:
-        return ""
-    if not _git_ok(repo, ["merge-base", "--is-ancestor", head, commit]):
+    ancestry = run_git_process(
+        ["merge-base", "--is-ancestor", state.head, commit], repo
+    )
+    if ancestry.returncode != 0:
         return f"{branch} has commits the remote does not have; pull or push them"
-    touched = run_git(["diff", "--name-only", "-z", head, commit], repo).split(b"\0")
-    paths = [path.decode("utf-8", "surrogateescape") for path in touched if path]
-    status = ["status", "--porcelain", "-z", "--untracked-files=all", "--", *paths]
-    dirty = run_git(status, repo) if paths else b""
-    if dirty:
-        return "files the new commit changes have uncommitted edits: " + ", ".join(
-            entry[3:].decode("utf-8", "replace")
-            for entry in dirty.split(b"\0")
-            if entry
-        )
     return None
 
 
-def _git_ok(repo: Path, args: list[str], expected: bytes | None = None) -> bool:
-    completed = run_git_process(args, repo)
-    if expected is not None:
-        return completed.returncode == 0 and completed.stdout.strip() == expected
-    return completed.returncode == 0
+def _first_line(message: str) -> str:
+    return next((line for line in message.splitlines() if line.strip()), message)
 
 
 def index_lock_path(repo: Path) -> Path:
@@ -91,9 +108,11 @@ def index_lock_path(repo: Path) -> Path:
     return (repo / out).resolve()
 
 
-def wait_for_index_lock(repo: Path, timeout: float = LOCK_WAIT) -> None:
+def wait_for_index_lock(
+    repo: Path, timeout: float = LOCK_WAIT, lock: Path | None = None
+) -> None:
     """Return once the index is free; remove a provably stale lock; else raise."""
-    lock = index_lock_path(repo)
+    lock = lock or index_lock_path(repo)
     deadline = time.monotonic() + timeout
     while lock.exists():
         if time.monotonic() >= deadline:

@@ -137,3 +137,23 @@ def test_an_unreachable_remote_is_reported_as_such(
         push_heartbeat(
             one, "origin", "build1", commit_heartbeat(one, "build1", document)
         )
+
+
+def test_reading_again_reuses_heartbeats_whose_branch_did_not_move(
+    fleet: Fleet,
+) -> None:
+    one, two = fleet.clone("build1"), fleet.clone("build2")
+    beat(one, "build1", 1)
+    beat(two, "build2", 1)
+    first = read_heartbeats(one, "origin")
+    fetch_heartbeats(one, "origin")
+    first = read_heartbeats(one, "origin", first)
+
+    beat(two, "build2", 2)
+    fetch_heartbeats(one, "origin")
+    second = read_heartbeats(one, "origin", first)
+
+    assert second["build1"] is first["build1"]
+    assert second["build2"].blob != first["build2"].blob
+    assert second["build2"].document is not None
+    assert second["build2"].document["sequence"] == 2

@@ -354,3 +354,49 @@ def test_two_daemons_keep_main_clean_see_each_other_and_report_a_death_once(
     assert dashboard["overall_status"] == "degraded"
     assert one.stop(signal.SIGTERM) == 0
     assert json.loads(fleet.remote_file("build1/status.json"))["status"] == "offline"
+
+
+def test_a_cut_off_observer_does_not_declare_its_peers_dead(
+    fleet: Fleet, clocks: Clocks
+) -> None:
+    from watcher.config import Config
+    from watcher.daemon import Daemon
+    from watcher.fleetwatch import FleetWatch
+
+    observer, peer = fleet.clone("build1"), fleet.clone("build2")
+    daemon = Daemon(Config(repo=observer, node="build1"), features=())
+    heard: list[str] = []
+    daemon.add_handler(
+        EventKind.SERVER_STALE, lambda event: heard.append(event.subject)
+    )
+    service = FleetWatch(daemon)
+    service.watch = PeerWatch("build1", ALLOWANCE, clocks.monotonic, clocks.wall)
+
+    def peer_beats_and_observer_looks(sequence: int) -> None:
+        beat_with_stamp(peer, sequence, clocks.now)
+        fetch_heartbeats(observer, "origin")
+        service.beat()
+        service.scan()
+
+    peer_beats_and_observer_looks(1)
+    peer_beats_and_observer_looks(2)
+    assert service.watch.state_of("build2") is Liveness.ALIVE
+
+    fleet.remote.rename(fleet.remote.with_name("away.git"))
+    service.beat()
+    clocks.advance(10 * ALLOWANCE)
+    service.scan()
+    assert not service.publisher.reachable
+    assert service.watch.state_of("build2") is Liveness.ALIVE
+    assert heard == []
+
+    fleet.remote.with_name("away.git").rename(fleet.remote)
+    service.beat()
+    service.scan()
+    assert heard == ["build2"]
+    saved = load_view(observer / ".git" / "build-watcher" / VIEW_FILE)
+    assert saved is not None
+    assert saved.peers["build2"].state is Liveness.STALE
+    assert [item["kind"] for item in saved.recent_events] == ["server.stale"]
+    dashboard = json.loads(fleet.remote_file("shared/health_dashboard.json"))
+    assert dashboard["overall_status"] == "degraded"

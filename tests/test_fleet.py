@@ -273,11 +273,13 @@ def test_a_watch_view_survives_saving_and_loading(tmp_path: Path) -> None:
     from watcher.judgement import view_of
     from watcher.liveness import PeerWatch
 
-    ticks = iter([10.0, 10.0, 20.0, 20.0, 25.0, 25.0])
-    watch = PeerWatch("build1", ALLOWANCE, lambda: next(ticks), lambda: NOW)
+    clock = {"seconds": 10.0}
+    watch = PeerWatch("build1", ALLOWANCE, lambda: clock["seconds"], lambda: NOW)
     stamp = heartbeat_document("build2", NOW, 1, 0.0)
     watch.observe({"build2": Heartbeat("build2", "c1", "b1", stamp)})
+    clock["seconds"] = 20.0
     watch.observe({"build2": Heartbeat("build2", "c2", "b2", stamp)})
+    clock["seconds"] = 25.0
     recent = [
         {"kind": "server.stale", "subject": "build3", "when": "2025-11-05T11:00:00Z"}
     ]

@@ -66,7 +66,7 @@ def heartbeat(server: str, sequence: int, stamp: datetime = START) -> Heartbeat:
     return Heartbeat(server, f"commit{sequence}", f"blob-{server}-{sequence}", document)
 
 
-def kinds(watch: PeerWatch, transitions: list) -> list[EventKind]:
+def kinds(transitions: list) -> list[EventKind]:
     events = [transition_event(t) for t in transitions]
     return [event.kind for event in events if event is not None]
 
@@ -99,7 +99,7 @@ def test_a_heartbeat_that_never_changes_goes_stale_after_the_allowance(
     clocks.advance(1)
     transitions = watch.scan()
 
-    assert kinds(watch, transitions) == [EventKind.SERVER_STALE]
+    assert kinds(transitions) == [EventKind.SERVER_STALE]
     assert watch.state_of("build2") is Liveness.STALE
 
 
@@ -113,11 +113,11 @@ def test_stale_and_recovered_fire_once_per_transition(
     fired: list[EventKind] = []
     for _ in range(10):
         clocks.advance(INTERVAL)
-        fired += kinds(watch, watch.observe({"build2": heartbeat("build2", 2)}))
+        fired += kinds(watch.observe({"build2": heartbeat("build2", 2)}))
     clocks.advance(1)
-    fired += kinds(watch, watch.observe({"build2": heartbeat("build2", 3)}))
+    fired += kinds(watch.observe({"build2": heartbeat("build2", 3)}))
     for _ in range(3):
-        fired += kinds(watch, watch.scan())
+        fired += kinds(watch.scan())
 
     assert fired == [EventKind.SERVER_STALE, EventKind.SERVER_RECOVERED]
 
@@ -153,9 +153,7 @@ def test_a_jumping_wall_clock_here_changes_nothing(
     for sequence in range(2, 8):
         clocks.advance(INTERVAL)
         clocks.now += timedelta(hours=-3 if sequence % 2 else 5)
-        assert (
-            kinds(watch, watch.observe({"build2": heartbeat("build2", sequence)})) == []
-        )
+        assert kinds(watch.observe({"build2": heartbeat("build2", sequence)})) == []
         assert watch.state_of("build2") is Liveness.ALIVE
 
 
@@ -208,7 +206,7 @@ def test_a_skewed_peer_clock_causes_no_false_staleness_nor_false_liveness(
 
     def look() -> list[EventKind]:
         fetch_heartbeats(observer, "origin")
-        return kinds(watch, watch.observe(read_heartbeats(observer, "origin")))
+        return kinds(watch.observe(read_heartbeats(observer, "origin")))
 
     fired: list[EventKind] = []
     for sequence in range(1, 6):

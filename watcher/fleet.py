@@ -9,7 +9,7 @@ heartbeat branches), never from the working tree, into a `FleetView` that
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ class JobRow:
     completed_at: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class LockRow:
     is_expired: bool
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def server_rows(
@@ -131,7 +131,7 @@ def _server_row(
         last_heartbeat=_text(beat.get("timestamp"))
         or (view.peer_timestamp if view else None),
         status=_text(status.get("status")) or _text(beat.get("status")),
-        current_job=_text(status.get("current_job")),
+        current_job=_job_id(status.get("current_job")),
         last_build=_mapping(status.get("last_build")) or None,
         system=system if isinstance(system, dict) else None,
         details=details,
@@ -177,6 +177,13 @@ def lock_rows(documents: Mapping[str, Any], now: datetime) -> list[LockRow]:
     return rows
 
 
+def _job_id(value: Any) -> str | None:
+    """`current_job` is an id, or in older files an object holding one."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return _text(value)
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
@@ -202,7 +209,7 @@ class EventRow:
     commit: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import git
+from tests.conftest import Fleet, git
+from watcher.documents import dump_document
+from watcher.layout import BUILD_CONFIG_PATH
 
 HELLO_C = """#include <stdio.h>
 
@@ -20,6 +22,9 @@ MAKEFILE = """hello: hello.c
 install: hello
 \tmkdir -p $(DESTDIR)
 \tcp hello $(DESTDIR)/hello
+
+slow:
+\tsleep 3
 """
 
 DEBIAN_FILES = {
@@ -83,3 +88,12 @@ def build_config_for(repository: Path) -> dict[str, object]:
         "cloudstack": {"branch": "main", "repository": repository.as_uri()},
         "build": {"maven_opts": "-Xmx1g", "profiles": [], "skip_tests": True},
     }
+
+
+def point_fleet_at(fleet: Fleet, source: Path) -> None:
+    """Make the fleet's shared build configuration build the local `source`."""
+    admin = fleet.checkouts.get("admin") or fleet.clone("admin")
+    git("pull", "--quiet", "--ff-only", "origin", "main", cwd=admin)
+    (admin / BUILD_CONFIG_PATH).write_bytes(dump_document(build_config_for(source)))
+    git("commit", "--quiet", "-am", "Build the local project", cwd=admin)
+    git("push", "--quiet", "origin", "main", cwd=admin)

@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import Fleet, git
-from tests.sourcerepos import build_config_for, c_program_repo
+from tests.sourcerepos import c_program_repo, point_fleet_at
 from watcher import gitrepo
 from watcher.config import Config, JobType, load_config
 from watcher.documents import Snapshot, dump_document
 from watcher.events import Event, EventKind
 from watcher.joblist import CancelJob, RequeueJob, SubmitJob
-from watcher.layout import BUILD_CONFIG_PATH
 from watcher.transaction import read_shared_snapshot, tracking_ref, transact
 from watcher.worker import Worker
 
@@ -30,11 +29,7 @@ SLEEP = JobType("sleep", (sys.executable, "-c", "import time; time.sleep(120)"))
 @pytest.fixture
 def fleet_with_source(fleet: Fleet, tmp_path: Path) -> Fleet:
     """The fleet's build configuration points at a small local C project."""
-    source = c_program_repo(tmp_path / "hello")
-    admin = fleet.clone("admin")
-    (admin / BUILD_CONFIG_PATH).write_bytes(dump_document(build_config_for(source)))
-    git("commit", "--quiet", "-am", "Build the local project", cwd=admin)
-    git("push", "--quiet", "origin", "main", cwd=admin)
+    point_fleet_at(fleet, c_program_repo(tmp_path / "hello"))
     return fleet
 
 

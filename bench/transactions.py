@@ -1,6 +1,6 @@
 """Benchmark: claiming jobs through transactions, against the naive git workflow.
 
-    .venv/bin/python bench/transactions.py [--jobs 40] [--writers 1 4 8]
+    .venv/bin/python bench/transactions.py [--jobs 40] [--writers 1 4 8] [--rounds 3]
 
 A local bare remote is seeded with JOBS queued jobs; W writer processes, each with
 its own clone, claim jobs until none is left:
@@ -228,20 +228,39 @@ def final_holders(remote: Path) -> dict[str, str] | None:
     return {job["id"]: job.get("assigned_to") for job in jobs if job.get("assigned_to")}
 
 
+def combine(results: list[RunResult]) -> RunResult:
+    """Several rounds of one configuration: damage summed, rates over all rounds."""
+    claims = sum(r.claims for r in results)
+    retries = sum(r.retries_per_claim * r.claims for r in results if r.claims)
+    return RunResult(
+        claims=claims,
+        seconds=sum(r.seconds for r in results),
+        retries_per_claim=retries / claims if claims else float("nan"),
+        duplicates=sum(r.duplicates for r in results),
+        losses=sum(r.losses for r in results),
+        invalid_commits=sum(r.invalid_commits for r in results),
+        commits=sum(r.commits for r in results),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=40)
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--rounds", type=int, default=3, help="runs per configuration")
     args = parser.parse_args()
-    print(f"{args.jobs} queued jobs on a local bare remote; {os.cpu_count()} CPUs")
-    header = (
+    print(
+        f"{args.jobs} queued jobs on a local bare remote, {args.rounds} rounds per "
+        f"line (damage summed over them); {os.cpu_count()} CPUs"
+    )
+    print(
         f"{'mode':<12}{'writers':>8}{'claims':>8}{'claims/s':>10}{'retries/claim':>15}"
         f"{'duplicates':>12}{'losses':>8}{'invalid commits':>17}"
     )
-    print(header)
     for mode in ("transaction", "naive"):
         for writers in args.writers:
-            result = run_writers(mode, writers, args.jobs)
+            rounds = [run_writers(mode, writers, args.jobs) for _ in range(args.rounds)]
+            result = combine(rounds)
             print(
                 f"{mode:<12}{writers:>8}{result.claims:>8}"
                 f"{result.claims / result.seconds:>10.1f}"

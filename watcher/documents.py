@@ -12,13 +12,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from watcher.config import Config
 from watcher.gitrepo import GitError, run_git
 from watcher.layout import is_coordination_path
 from watcher.problems import Problem
 from watcher.validation import DocumentResult, Profile, check_document
+
+if TYPE_CHECKING:  # only annotations; importing it costs the pre-commit hook time
+    from watcher.config import Config
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 

@@ -9,7 +9,6 @@ text is at hand.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections.abc import Iterable
@@ -122,7 +121,7 @@ def _describe(error: Any) -> tuple[str, str]:
         )
     if keyword == "required":
         match = _REQUIRED.match(error.message)
-        name = ast.literal_eval(match.group(1)) if match else "?"
+        name = match.group(1).strip("'\"") if match else "?"
         return f"missing required field `{name}`", ""
     if keyword == "minLength" and expected == 1:
         return "must not be empty", ""

@@ -33,6 +33,7 @@ from watcher.artifacts import Artifact, collect_artifacts
 from watcher.config import Config
 from watcher.errors import WatcherError
 from watcher.jobinputs import JobInputs, check_job_inputs
+from watcher.leftovers import mark_running
 from watcher.recipes import Recipe, recipe_for
 from watcher.sourcetree import fetch_source
 
@@ -198,8 +199,10 @@ def _run_command(
         )
     except WatcherError as error:
         return _Ending(BuildStatus.FAILED, error.message)
+    marker = mark_running(recipe.paths.root, child.pid)
     stopped = _supervise(child, limits)
     survivors = process.stop_group(child, limits.grace)
+    marker.unlink(missing_ok=True)
     if survivors:
         logger.bind(job=inputs.job_id, pids=survivors).error(
             "build processes survived SIGKILL"

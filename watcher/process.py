@@ -162,3 +162,27 @@ def _wait_group(leader: subprocess.Popen[bytes], timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(GROUP_POLL_INTERVAL)
+
+
+def stop_detached_group(group: int, grace: float) -> list[int]:
+    """Stop a process group that no process here waits for, in the same stages.
+
+    For a build left running by a previous life of the daemon: its leader is no
+    child of this process, so only the group's membership can be watched.
+    """
+    if not live_group_members(group):
+        return []
+    _signal_group(group, signal.SIGTERM)
+    if not _wait_members(group, grace):
+        _signal_group(group, signal.SIGKILL)
+        _wait_members(group, KILL_WAIT)
+    return live_group_members(group)
+
+
+def _wait_members(group: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while live_group_members(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(GROUP_POLL_INTERVAL)
+    return True

@@ -20,7 +20,8 @@ periodic task drains.
 - Reconcile: a running job held by this server that no build here runs (left over
   from a previous life, or whose finish could not be written) is given back; the
   first tick after start does this for every such job.
-- Shutdown: running builds are stopped and their jobs given back.
+- Shutdown: running builds are stopped and their jobs given back. At start, builds
+  a previous life left running (it was killed) are stopped (`watcher.leftovers`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from watcher.events import Event, EventKind
 from watcher.joblist import ClaimNext, RequeueJob, claimable_jobs, find_job, jobs_for
 from watcher.jobrecords import FINISHED, is_cancel_requested, job_attempt, list_jobs
 from watcher.layout import BUILD_CONFIG_PATH
+from watcher.leftovers import stop_leftover_builds
 from watcher.recipes import runnable_types
 from watcher.transaction import Operation, Outcome, OutcomeStatus, transact
 
@@ -318,4 +320,11 @@ def install(daemon: Daemon) -> None:
     daemon.add_periodic("job results", REPORT_INTERVAL, worker.report_results)
     daemon.add_periodic("job watch", WATCH_INTERVAL, worker.watch_runs)
     daemon.add_periodic("jobs", daemon.config.poll_interval, worker.tick)
+    daemon.add_startup(lambda: _stop_leftovers(daemon.config))
     daemon.add_shutdown(worker.shut_down)
+
+
+def _stop_leftovers(config: Config) -> None:
+    stopped = stop_leftover_builds(config)
+    if stopped:
+        logger.bind(jobs=stopped).warning("stopped builds left from before a restart")

@@ -144,7 +144,10 @@ def main() -> int:
     logger.add(sys.stderr, level="WARNING")
     hours = args.beats * args.interval / 3600
     print(f"simulated day: {args.beats} beats every {args.interval:g} s ({hours:g} h)")
-    print(f"naive design (every beat committed to main): {args.beats:,} main commits")
+    print(
+        f"naive design (every beat committed to main): {args.beats:,} main commits",
+        flush=True,
+    )
     for name, builds in (("idle", 0), (f"busy, {args.builds} builds", args.builds)):
         with tempfile.TemporaryDirectory(prefix="bench-heartbeats-") as scratch:
             figures = simulate_day(Path(scratch), args.beats, args.interval, builds)
@@ -153,7 +156,8 @@ def main() -> int:
             f"{name}: {figures['main']:,} main commits ({share:.1f}% of naive), "
             f"heartbeat branch holds {figures['branch']} commit, "
             f"{figures['seconds']:.0f} s to simulate "
-            f"({1000 * figures['seconds'] / args.beats:.0f} ms per beat)"
+            f"({1000 * figures['seconds'] / args.beats:.0f} ms per beat)",
+            flush=True,
         )
     return 0
 

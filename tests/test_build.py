@@ -144,6 +144,7 @@ def test_a_hostile_branch_is_refused_and_nothing_runs(
 
     assert result.status is BuildStatus.FAILED
     assert "branch" in result.reason
+    assert "nothing was run" in result.trimmed_log
     assert result.log_path is None
     assert not marker.exists()
     assert not (tmp_path / "state" / "workspaces").exists()

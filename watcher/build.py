@@ -97,22 +97,31 @@ def run_build(
         inputs = check_job_inputs(job)
         recipe = recipe_for(inputs, config, build_config)
     except WatcherError as error:
-        logger.bind(job=job.get("id")).warning("job refused: {}", error.message)
-        return BuildResult(
-            str(job.get("id")), BuildStatus.FAILED, error.message, started_at, 0.0
-        )
-    limits = _Limits(
-        clock + recipe.timeout,
-        recipe.timeout,
-        config.kill_grace,
-        cancel or threading.Event(),
-    )
+        return _refused(job, error, started_at)
+    grace, stop = config.kill_grace, cancel or threading.Event()
+    limits = _Limits(clock + recipe.timeout, recipe.timeout, grace, stop)
     log_path = local_log_path(config, inputs)
     with log_path.open("wb") as log:
         ending = _run_recipe(recipe, inputs, log, limits)
     result = _result(inputs, recipe, ending, log_path, started_at)
     logger.bind(job=inputs.job_id, status=result.status.value).info("build finished")
     return result
+
+
+def _refused(
+    job: Mapping[str, Any], error: WatcherError, started_at: datetime
+) -> BuildResult:
+    """Nothing ran: the job's fields or this server's recipe for it are unusable."""
+    logger.bind(job=job.get("id")).warning("job refused: {}", error.message)
+    note = f"[build-watcher] job refused, nothing was run: {error.message}\n"
+    return BuildResult(
+        str(job.get("id")),
+        BuildStatus.FAILED,
+        error.message,
+        started_at,
+        0.0,
+        trimmed_log=note,
+    )
 
 
 def _result(

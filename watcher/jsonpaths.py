@@ -3,16 +3,17 @@
 The fast loader and the schema validator work on parsed values, which have no
 positions. When something is wrong, this module walks the text once more with a
 small tokenizer to say on which line and column a JSON path starts, or where the
-first token a check rejects lies. It is only used to report a fault, never on the
-path of a document that is fine, so it favours clarity over speed.
+first token a check rejects lies. It only runs to report a fault, never for a
+document that is fine.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 PathPart = str | int
 
@@ -20,8 +21,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r'\s*(?:("(?:[^"\\]|\\.)*")|([{}\[\]:,])|([^\s{}\[\]:,"]+))', re.S)
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """A key or a value start in the text: its offset, JSON path and nesting depth."""
 
     offset: int
@@ -51,70 +51,55 @@ def line_and_column(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
-class _Frame:
-    """One open object or array while tokenizing."""
+class LineIndex:
+    """Line and column of many offsets in one text, without rescanning it each time."""
 
-    def __init__(self, path: tuple[PathPart, ...], is_object: bool) -> None:
-        self.path = path
-        self.is_object = is_object
-        self.index = 0
-        self.key: str | None = None
-        self.expect_key = is_object
+    def __init__(self, text: str) -> None:
+        self._starts = [0, *(match.end() for match in re.finditer("\n", text))]
 
-    def child_path(self) -> tuple[PathPart, ...]:
-        if self.is_object:
-            return (*self.path, self.key or "")
-        return (*self.path, self.index)
+    def position(self, offset: int) -> tuple[int, int]:
+        line = bisect_right(self._starts, offset)
+        return line, offset - self._starts[line - 1] + 1
+
+
+# An open container while tokenizing: [path, is_object, index, key, expects_key].
+_Frame = list[Any]
+
+
+def _child(frame: _Frame) -> tuple[PathPart, ...]:
+    return (*frame[0], frame[3] if frame[1] else frame[2])
 
 
 def tokens(text: str) -> Iterator[Token]:
     """Every key and every value start of a syntactically valid document, in order."""
     stack: list[_Frame] = []
     for match in _TOKEN.finditer(text):
-        string, punctuation, bare = match.groups()
-        offset = (
-            match.start(1)
-            if string
-            else match.start(2)
-            if punctuation
-            else match.start(3)
-        )
-        if punctuation:
-            _punctuate(punctuation, stack, offset)
-            if punctuation in "{[":
-                yield Token(offset, stack[-1].path, punctuation, False, len(stack))
+        string, mark, bare = match.groups()
+        if mark is not None:
+            if mark in "{[":
+                path = _child(stack[-1]) if stack else ()
+                stack.append([path, mark == "{", 0, None, mark == "{"])
+                yield Token(match.start(2), path, mark, False, len(stack))
+            elif mark == ",":
+                stack[-1][2] += 1
+                stack[-1][4] = stack[-1][1]
+            elif mark != ":":
+                stack.pop()
             continue
-        token_text = string if string is not None else bare
+        literal = string if string is not None else bare
+        offset = match.start(1) if string is not None else match.start(3)
         frame = stack[-1] if stack else None
-        if frame is not None and frame.is_object and frame.expect_key:
-            frame.key = _key(token_text)
-            frame.expect_key = False
-            yield Token(offset, frame.child_path(), token_text, True, len(stack))
+        if frame is not None and frame[4]:
+            frame[3], frame[4] = _key(literal), False
+            yield Token(offset, _child(frame), literal, True, len(stack))
         else:
-            yield Token(
-                offset,
-                frame.child_path() if frame else (),
-                token_text,
-                False,
-                len(stack),
-            )
+            path = _child(frame) if frame is not None else ()
+            yield Token(offset, path, literal, False, len(stack))
 
 
 def _key(literal: str) -> str:
     key: str = json.loads(literal) if "\\" in literal else literal[1:-1]
     return key
-
-
-def _punctuate(mark: str, stack: list[_Frame], offset: int) -> None:
-    if mark in "{[":
-        parent = stack[-1] if stack else None
-        path = parent.child_path() if parent else ()
-        stack.append(_Frame(path, mark == "{"))
-    elif mark in "}]":
-        stack.pop()
-    elif mark == "," and stack:
-        stack[-1].index += 1
-        stack[-1].expect_key = stack[-1].is_object
 
 
 def find_token(text: str, predicate: Callable[[Token], bool]) -> Token | None:

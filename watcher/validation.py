@@ -28,7 +28,7 @@ from typing import Any
 from watcher import findings as found
 from watcher.findings import Finding, PathParts
 from watcher.jsonload import LoadError, load_json
-from watcher.jsonpaths import format_path, line_and_column, locate_paths
+from watcher.jsonpaths import LineIndex, format_path, locate_paths
 from watcher.layout import DocumentKind, kind_of
 from watcher.problems import Problem, Severity
 from watcher.schemas import Profile, validator
@@ -102,11 +102,15 @@ class _Verdict:
         wanted = {f.parts for _, group in self.groups for f in group}
         text = data.decode("utf-8") if data is not None and wanted else None
         offsets = locate_paths(text, wanted) if text is not None else {}
+        lines = LineIndex(text) if text is not None else None
         problems = list(self.notes)
         for severity, group in self.groups:
             for finding in _in_text_order(group, offsets, severity is Severity.ERROR):
                 offset = offsets.get(finding.parts)
-                problems.append(_problem(path, severity, finding, text, offset))
+                position = (
+                    lines.position(offset) if lines and offset is not None else (0, 0)
+                )
+                problems.append(_problem(path, severity, finding, position))
         return problems
 
 
@@ -221,15 +225,9 @@ def _record_key(record: Any) -> str:
 
 
 def _problem(
-    path: str,
-    severity: Severity,
-    finding: Finding,
-    text: str | None,
-    offset: int | None,
+    path: str, severity: Severity, finding: Finding, position: tuple[int, int]
 ) -> Problem:
-    line, column = (
-        line_and_column(text, offset) if text and offset is not None else (0, 0)
-    )
+    line, column = position
     hint = finding.hint
     if severity is Severity.WARNING and finding.rule != "unique-id":
         hint = found.MIGRATE_HINT

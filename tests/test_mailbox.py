@@ -76,6 +76,27 @@ def test_send_to_an_unknown_server_lists_the_known_ones(joined: Fleet) -> None:
     assert remote_messages(joined) == []
 
 
+def test_the_sender_of_a_message_may_be_answered_before_it_joined(
+    joined: Fleet,
+) -> None:
+    asked = transact(config_for(joined, "newcomer"), SendMessage("build1", "hi"))
+
+    answer = SendMessage("newcomer", "hello", reply_to=asked.result)
+    outcome = transact(config_for(joined, "build1"), answer)
+
+    assert outcome.status is OutcomeStatus.DONE
+    with pytest.raises(UsageError, match="unknown recipient 'newcomer'"):
+        transact(config_for(joined, "build1"), SendMessage("newcomer", "hello"))
+
+
+def test_reply_to_an_unknown_message_is_refused(joined: Fleet) -> None:
+    with pytest.raises(UsageError, match="--reply-to msg_gone"):
+        transact(
+            config_for(joined, "build1"),
+            SendMessage("build2", "x", reply_to="msg_gone"),
+        )
+
+
 def test_send_to_all_is_valid_before_any_server_joined(fleet: Fleet) -> None:
     outcome = transact(config_for(fleet, "build1"), SendMessage("all", "hello"))
 

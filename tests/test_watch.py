@@ -182,23 +182,41 @@ def test_two_daemons_see_a_job_and_a_hand_edit(
 def test_a_message_is_answered(
     fleet: Fleet, daemons: Callable[..., DaemonProcess]
 ) -> None:
-    rule = '[[reply_rules]]\ntype = "ping"\nreply = "pong"\n'
-    daemons("build1", extra=rule)
-    sender = fleet.clone("build2")
+    """Both servers run, so each knows the other from its status in the repository."""
+    answering = daemons(
+        "build1", extra='[[reply_rules]]\ntype = "request"\nreply = "pong"\n'
+    )
+    asking = daemons("build2")
+    eventually(
+        lambda: (
+            "build2/status.json"
+            in git("ls-tree", "-r", "--name-only", "main", cwd=fleet.remote)
+        )
+    )
 
     cli(
-        sender, "send", "--to", "build1", "--type", "ping", "--subject", "are you there"
+        fleet.checkouts["build2"],
+        "send",
+        "--to",
+        "build1",
+        "--type",
+        "request",
+        "--subject",
+        "are you there",
     )
 
     def replies() -> list[dict[str, Any]]:
-        messages = json.loads(fleet.remote_file("coordination/messages.json"))[
-            "messages"
-        ]
+        document = json.loads(fleet.remote_file("coordination/messages.json"))
         return [
-            m for m in messages if m.get("from") == "build1" and m.get("to") == "build2"
+            m
+            for m in document["messages"]
+            if (m.get("from"), m.get("to")) == ("build1", "build2")
         ]
 
-    assert eventually(replies, timeout=30)
+    [reply] = eventually(replies, timeout=30)
+    assert reply["body"] == "pong"
+    eventually(lambda: [e for e in asking.events() if e["subject"] == reply["id"]])
+    assert answering.stop() == 0 and asking.stop() == 0
 
 
 def test_systemd_is_told_ready_fed_and_stopping(

@@ -135,14 +135,20 @@ class SendMessage:
         return f"send {self.message_id} to {self.to}"
 
     def _check_references(self, draft: Draft) -> None:
-        if self.reply_to and not find_records(draft.base.documents, self.reply_to):
+        """`reply_to` must exist; `to` must be a known server, `all`, or the sender
+        of the message replied to (anyone who wrote may be answered)."""
+        replied = (
+            find_records(draft.base.documents, self.reply_to) if self.reply_to else []
+        )
+        if self.reply_to and not replied:
             raise UsageError(
                 f"--reply-to {self.reply_to}: no such message in {MESSAGES_PATH} or "
                 f"the archive at {draft.base.commit}",
                 hint="`build-watcher inbox --all` lists the messages for this server",
             )
         known = known_servers(draft.base.paths)
-        if self.to == BROADCAST or self.to in known:
+        senders = {record.get("from") for _, record in replied}
+        if self.to == BROADCAST or self.to in known or self.to in senders:
             return
         listed = ", ".join(known) or "none yet"
         raise UsageError(

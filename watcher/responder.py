@@ -44,6 +44,7 @@ from watcher.outbox import write_durably
 from watcher.process import environment, run
 from watcher.recordstate import message_key
 from watcher.timestamps import format_timestamp, now_utc, parse_timestamp
+from watcher.transaction import OutcomeStatus
 
 if TYPE_CHECKING:
     from watcher.daemon import Daemon
@@ -95,13 +96,8 @@ def compile_rules(rules: tuple[ReplyRule, ...], where: str) -> list[Rule]:
 
 
 def is_ping(record: dict[str, Any]) -> bool:
-    subject = record.get("subject")
-    is_request = record.get("type") == "request"
-    return (
-        is_request
-        and isinstance(subject, str)
-        and subject.strip().lower() == PING_SUBJECT
-    )
+    subject = str(record.get("subject", "")).strip().lower()
+    return record.get("type") == "request" and subject == PING_SUBJECT
 
 
 class ReplyLedger:
@@ -289,11 +285,11 @@ class Responder:
         return text or None
 
     def send(self, record: dict[str, Any], answer: Answer, body: str) -> None:
-        log = logger.bind(message=record.get("id"), peer=record.get("from"))
-        message_id = record.get("id")
+        message_id, peer = record.get("id"), str(record.get("from"))
+        log = logger.bind(message=message_id, peer=peer, rule=answer.label)
         try:
             operation = SendMessage(
-                to=str(record.get("from")),
+                to=peer,
                 subject=reply_subject(record.get("subject")),
                 body=body,
                 type="response",
@@ -304,12 +300,17 @@ class Responder:
         except WatcherError as error:
             log.warning("automatic reply not sent: {why}", why=error.message)
             return
-        log.bind(rule=answer.label, status=outcome.status.value).info(
-            "automatic reply {reply} to {peer}: {status}",
-            reply=operation.message_id,
-            peer=record.get("from"),
-            status=outcome.status.value,
-        )
+        log = log.bind(reply=operation.message_id, status=outcome.status.value)
+        if outcome.status is OutcomeStatus.FAILED:
+            log.error(
+                "automatic reply to {peer} failed: {why}", peer=peer, why=outcome.reason
+            )
+        else:
+            log.info(
+                "automatic reply to {peer}: {status}",
+                peer=peer,
+                status=outcome.status.value,
+            )
 
 
 def install(daemon: Daemon) -> None:

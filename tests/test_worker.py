@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from watcher.config import Config, JobType, load_config
 from watcher.documents import Snapshot, dump_document
 from watcher.events import Event, EventKind
 from watcher.joblist import CancelJob, RequeueJob, SubmitJob
+from watcher.judgement import SavedView
+from watcher.liveness import Liveness, PeerView
+from watcher.timestamps import now_utc
 from watcher.transaction import read_shared_snapshot, tracking_ref, transact
 from watcher.worker import Worker
 
@@ -268,3 +272,32 @@ def test_a_job_with_a_hostile_branch_is_failed_without_running(
     assert record["status"] == "failed"
     assert "starts with '-'" in record["reason"]
     assert not (tmp_path / "owned").exists()
+
+
+def test_a_holder_judged_stale_before_a_restart_stays_suspect(
+    fleet_with_source: Fleet,
+) -> None:
+    holder, peer = (
+        server(fleet_with_source, "build1"),
+        server(fleet_with_source, "build2"),
+    )
+    job_id = submit(holder, "sleep")
+    worker_for(holder).tick()
+    silent_since = now_utc() - timedelta(seconds=40)
+    saved = SavedView(
+        "build2",
+        now_utc(),
+        30.0,
+        {
+            "build1": PeerView(
+                "build1", Liveness.STALE, None, silent_since, 40.0, None, None
+            )
+        },
+    )
+
+    restarted = worker_for(peer)
+    restarted.restore_silences(saved)
+    restarted.recover_orphans()
+
+    record = jobs(fleet_with_source)[job_id]
+    assert record["status"] == "queued" and record["attempt"] == 2

@@ -14,9 +14,10 @@ periodic task drains.
   (the snapshot shows a later attempt, another holder, or an end) is stopped and
   reports nothing; the finish is fenced by the attempt as well. A cancel request
   stops the build, which is then recorded as `cancelled`.
-- Orphans: after `server.stale` for a holder, its running jobs are requeued once the
-  silence (on this observer's clock) exceeds the job's lease plus `lease_margin`;
-  `RequeueJob` fails a job whose `max_attempts` are spent.
+- Orphans: after `server.stale` for a holder (or, after a restart, its stale state
+  in the saved liveness view), its running jobs are requeued once the silence (on
+  this observer's clock) exceeds the job's lease plus `lease_margin`; `RequeueJob`
+  fails a job whose `max_attempts` are spent.
 - Reconcile: a running job held by this server that no build here runs (left over
   from a previous life, or whose finish could not be written) is given back; the
   first tick after start does this for every such job.
@@ -43,9 +44,12 @@ from watcher.documents import Snapshot
 from watcher.events import Event, EventKind
 from watcher.joblist import ClaimNext, RequeueJob, claimable_jobs, find_job, jobs_for
 from watcher.jobrecords import FINISHED, is_cancel_requested, job_attempt, list_jobs
+from watcher.judgement import VIEW_FILE, SavedView, load_view
 from watcher.layout import BUILD_CONFIG_PATH
 from watcher.leftovers import stop_leftover_builds
+from watcher.liveness import Liveness
 from watcher.recipes import runnable_types
+from watcher.timestamps import now_utc
 from watcher.transaction import Operation, Outcome, OutcomeStatus, transact
 
 if TYPE_CHECKING:
@@ -126,6 +130,23 @@ class Worker:
 
     def on_server_recovered(self, event: Event) -> None:
         self.silent_since.pop(event.subject, None)
+
+    def restore_silences(self, view: SavedView | None) -> None:
+        """Peers a previous run of this daemon judged stale stay suspect: liveness
+        does not announce `server.stale` again after a restart."""
+        if view is None:
+            return
+        wall, now = now_utc(), self.monotonic()
+        for server, peer in view.peers.items():
+            if peer.state is not Liveness.STALE:
+                continue
+            if peer.last_change is not None:
+                silent = (wall - peer.last_change).total_seconds()
+            elif peer.since is not None:
+                silent = (wall - peer.since).total_seconds() + view.stale_after
+            else:
+                continue
+            self.silent_since.setdefault(server, now - max(0.0, silent))
 
     def tick(self) -> None:
         self.watch_runs()
@@ -321,6 +342,8 @@ def install(daemon: Daemon) -> None:
     daemon.add_periodic("job watch", WATCH_INTERVAL, worker.watch_runs)
     daemon.add_periodic("jobs", daemon.config.poll_interval, worker.tick)
     daemon.add_startup(lambda: _stop_leftovers(daemon.config))
+    view_path = daemon.config.state_path / VIEW_FILE
+    daemon.add_startup(lambda: worker.restore_silences(load_view(view_path)))
     daemon.add_shutdown(worker.shut_down)
 
 

@@ -196,6 +196,9 @@ def test_archive_keeps_every_message_findable(
     assert [m["id"] for m in remote_messages] == [second]
     assert inbox_ids(servers["build1"], "--all") == [first, second]
     assert inbox_ids(servers["build1"]) == [second]
+    git("merge", "--quiet", "--ff-only", "origin/main", cwd=servers["build1"])
+    replayed = ok(servers["build1"], "log").splitlines()
+    assert [line for line in replayed if first in line and "message.received" in line]
 
 
 def test_inbox_needs_a_server_id(fleet: Fleet) -> None:

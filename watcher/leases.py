@@ -4,15 +4,17 @@ A lock record keeps the seed's fields (`locked_by`, `locked_at`, `expires_at`)
 plus `ttl_seconds` and an `epoch` that rises with every change of holder (taking
 a free lock, taking over, releasing), so a holder can tell it lost the lease.
 
-Takeover rule. Clocks differ between servers, so a peer never trusts another
-server's `expires_at`. It takes over a lease held by someone else only after it
-has itself watched the record stay exactly the same for the lease time plus the
+Takeover rule. Clocks differ between servers, so a peer never relies on another
+server's `expires_at` alone. It takes over a lease held by someone else only after
+it has itself watched the record stay exactly the same for the lease time plus the
 configured margin (`ttl_seconds + lease_margin`): a live holder renews within its
-lease, which changes the record. Watching is recorded in
-`<state>/lease-observations.json`: for each lock, a digest of the record and when
-this host first saw it, on the system's monotonic clock (shared by every process
-of one boot; a reboot starts the watch again). Every read of the locks
-(`observe_locks`, which `locks`, the daemon and every acquire call) extends it.
+lease, which changes the record. The record's `expires_at` must also have passed
+on the taker's clock, as `watcher.clockscan` judges a lapse, so the two agree.
+Watching is recorded in `<state>/lease-observations.json`: for each lock, a
+digest of the record and when this host first saw it, on the system's monotonic
+clock (shared by every process of one boot; a reboot starts the watch again).
+Every sighting extends it: `locks` listing, every acquire attempt, and the daemon
+when it calls `observe_locks` on each fresh snapshot.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -158,7 +160,7 @@ class AcquireLock:
         record = record if isinstance(record, dict) else {}
         holder = record.get("locked_by")
         if holder and holder != draft.node:
-            refusal = self.takeover_refusal(record)
+            refusal = self.takeover_refusal(record, draft.now)
             if refusal:
                 draft.result = record
                 return Moot(refusal)
@@ -173,7 +175,7 @@ class AcquireLock:
         draft.write(LOCKS_PATH, document)
         return f"{verb} lock {self.lock} (epoch {record['epoch']})"
 
-    def takeover_refusal(self, record: Mapping[str, Any]) -> str | None:
+    def takeover_refusal(self, record: Mapping[str, Any], now: datetime) -> str | None:
         """Why a lock held by another server cannot be taken yet, or None."""
         required = lock_ttl(record, self.ttl) + self.margin
         seen = 0.0
@@ -181,7 +183,8 @@ class AcquireLock:
             seen = Observations(Path(self.state_dir)).seen_unchanged_for(
                 self.lock, record
             )
-        if seen >= required:
+        expires = parse_timestamp(record.get("expires_at"))
+        if seen >= required and (expires is None or expires <= now):
             return None
         return (
             f"lock {self.lock} is held by {record.get('locked_by')} until "
@@ -241,7 +244,7 @@ class ExpireLock:
         if _epoch(record) != self.epoch:
             return Moot(f"lock {self.lock} changed holder (epoch {_epoch(record)})")
         acquire = AcquireLock(self.lock, self.ttl, self.margin, self.state_dir)
-        refusal = acquire.takeover_refusal(record)
+        refusal = acquire.takeover_refusal(record, draft.now)
         if refusal:
             return Moot(refusal)
         holder = record.get("locked_by")

@@ -9,6 +9,8 @@ text is at hand.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -16,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from watcher.layout import DocumentKind
-from watcher.schemas import MESSAGES_KEYWORD, Validator
+from watcher.schemas import (
+    MESSAGES_KEYWORD,
+    Profile,
+    Validator,
+    split_validators,
+    validator,
+)
 
 PathParts = tuple[str | int, ...]
 
@@ -51,9 +59,49 @@ class Finding:
         return self.parts[: len(prefix)] == prefix
 
 
-def schema_findings(validator: Validator, value: Any) -> list[Finding]:
+def document_findings(
+    kind: DocumentKind, profile: Profile, value: Any
+) -> list[Finding]:
+    """Every schema error of a document of `kind`, the most relevant first.
+
+    Jobs and messages are checked record by record, and what each distinct
+    record broke is remembered: replaying history validates the same messages
+    in version after version.
+    """
+    member = RECORD_LISTS.get(kind)
+    records = value.get(member) if member and isinstance(value, dict) else None
+    split = (
+        split_validators(kind, profile, member) if isinstance(records, list) else None
+    )
+    if member is None or split is None or not isinstance(records, list):
+        return schema_findings(validator(kind, profile), value)
+    findings = schema_findings(split[0], value)
+    for index, record in enumerate(records):
+        canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
+        for finding in _record_findings(kind, profile, member, canonical):
+            findings.append(_within((member, index), finding))
+    return findings
+
+
+@functools.lru_cache(maxsize=4096)
+def _record_findings(
+    kind: DocumentKind, profile: Profile, member: str, canonical: str
+) -> tuple[Finding, ...]:
+    split = split_validators(kind, profile, member)
+    assert split is not None  # only called once the split exists
+    return tuple(schema_findings(split[1], json.loads(canonical)))
+
+
+def _within(prefix: PathParts, finding: Finding) -> Finding:
+    related = tuple((*prefix, *place) for place in finding.related)
+    return dataclasses.replace(
+        finding, parts=(*prefix, *finding.parts), related=related
+    )
+
+
+def schema_findings(checker: Validator, value: Any) -> list[Finding]:
     """Every schema error, the most relevant first (as `jsonschema.best_match`)."""
-    errors = list(validator.iter_errors(value))
+    errors = list(checker.iter_errors(value))
     if not errors:
         return []
     from jsonschema.exceptions import best_match, relevance

@@ -144,11 +144,30 @@ def _lookup(file: str, pointer: str, profile: Profile) -> dict[str, Any] | bool:
 @functools.cache
 def validator(kind: DocumentKind, profile: Profile) -> Validator:
     """A validator for one kind and profile, built once per process."""
+    return _build(expanded_schema(kind, profile))
+
+
+@functools.cache
+def split_validators(
+    kind: DocumentKind, profile: Profile, member: str
+) -> tuple[Validator, Validator] | None:
+    """For a document whose `member` lists records: one validator for the document
+    without its records, one for a single record (None if the schema has no such
+    list). Records repeat from one version to the next, so they are worth
+    validating apart and remembering."""
+    schema = expanded_schema(kind, profile)
+    listed = schema.get("properties", {}).get(member)
+    if not isinstance(listed, dict) or "items" not in listed:
+        return None
+    without_items = {key: value for key, value in listed.items() if key != "items"}
+    shell = {**schema, "properties": {**schema["properties"], member: without_items}}
+    return _build(shell), _build(listed["items"])
+
+
+def _build(schema: Any) -> Validator:
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(
-        expanded_schema(kind, profile), format_checker=format_checker()
-    )
+    return Draft202012Validator(schema, format_checker=format_checker())
 
 
 @functools.cache

@@ -31,7 +31,7 @@ from watcher.jsonload import LoadError, load_json
 from watcher.jsonpaths import LineIndex, format_path, locate_paths
 from watcher.layout import DocumentKind, kind_of
 from watcher.problems import Problem, Severity
-from watcher.schemas import Profile, validator
+from watcher.schemas import Profile
 
 __all__ = [
     "DocumentResult",
@@ -163,7 +163,7 @@ def _judge_change(path: str, before: Any, value: Any) -> _Verdict:
 
 
 def _strict_findings(kind: DocumentKind, value: Any) -> list[Finding]:
-    strict = found.schema_findings(validator(kind, Profile.STRICT), value)
+    strict = found.document_findings(kind, Profile.STRICT, value)
     return [*strict, *found.duplicate_ids(kind, value)]
 
 
@@ -171,7 +171,7 @@ def _judge(kind: DocumentKind, value: Any) -> _Judgement:
     strict = _strict_findings(kind, value)
     if not strict:
         return _Judgement()
-    legacy = found.schema_findings(validator(kind, Profile.LEGACY), value)
+    legacy = found.document_findings(kind, Profile.LEGACY, value)
     departures = [f for f in strict if not found.covered(f, legacy)]
     return _Judgement(legacy, departures)
 

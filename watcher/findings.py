@@ -9,13 +9,11 @@ text is at hand.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from watcher.layout import DocumentKind
 from watcher.schemas import (
@@ -47,8 +45,7 @@ _JSON_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     parts: PathParts
     message: str
     rule: str
@@ -94,9 +91,7 @@ def _record_findings(
 
 def _within(prefix: PathParts, finding: Finding) -> Finding:
     related = tuple((*prefix, *place) for place in finding.related)
-    return dataclasses.replace(
-        finding, parts=(*prefix, *finding.parts), related=related
-    )
+    return finding._replace(parts=(*prefix, *finding.parts), related=related)
 
 
 def schema_findings(checker: Validator, value: Any) -> list[Finding]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from watcher.errors import UsageError
 from watcher.gitrepo import run_git
@@ -29,8 +28,7 @@ from watcher.revisions import (
 from watcher.validation import DocumentResult, Profile, check_change, check_document
 
 
-@dataclass(frozen=True)
-class CheckedFile:
+class CheckedFile(NamedTuple):
     """One checked version: where it came from and what was found."""
 
     label: str

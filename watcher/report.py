@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from watcher.inspection import CheckedFile
 from watcher.problems import Problem, Severity
@@ -23,8 +22,7 @@ _PREFIX = {Severity.ERROR: "", Severity.WARNING: "warning: ", Severity.INFO: "no
 _NOUNS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-@dataclass(frozen=True)
-class Summary:
+class Summary(NamedTuple):
     files: int
     invalid: int
     counts: Counter[Severity]

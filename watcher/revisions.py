@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from watcher.documents import EMPTY_TREE, read_blobs
 from watcher.errors import UsageError
@@ -25,8 +25,7 @@ _NO_BLOB = "0" * 40
 _FILE_MODES = (b"100644", b"100755")
 
 
-@dataclass(frozen=True)
-class FileVersion:
+class FileVersion(NamedTuple):
     """One version of one file: its blob, the blob it replaces, and where it is."""
 
     path: str

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from watcher import findings as found
 from watcher.findings import Finding, PathParts
@@ -62,8 +62,7 @@ class DocumentResult:
         return [problem for problem in self.problems if problem.is_error]
 
 
-@dataclass(frozen=True)
-class _Judgement:
+class _Judgement(NamedTuple):
     """Legacy errors, and the strict departures legacy accepts."""
 
     legacy_errors: Sequence[Finding] = ()

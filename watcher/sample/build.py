@@ -1,6 +1,8 @@
 """Build the sample project: run its tests, then pack it into dist/.
 
-Usage: python build.py [--seconds N]   (N: pretend the build takes a while)
+Usage: python build.py [--seconds N] [--output DIR]
+
+N: pretend the build takes a while. DIR: where calc.zip goes (default: dist/).
 """
 
 import argparse
@@ -20,13 +22,14 @@ def run_tests() -> bool:
     return result.wasSuccessful()
 
 
-def pack() -> pathlib.Path:
-    dist = HERE / "dist"
-    dist.mkdir(exist_ok=True)
-    target = dist / "calc.zip"
+def pack(output: pathlib.Path) -> pathlib.Path:
+    output.mkdir(parents=True, exist_ok=True)
+    target = output / "calc.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for source in sorted(HERE.glob("calc*.py")):
-            archive.write(source, source.name)
+            # A fixed date: the same source gives the same bytes on every server.
+            entry = zipfile.ZipInfo(source.name, date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(entry, source.read_bytes(), zipfile.ZIP_DEFLATED)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     print(f"packed {target.name}: {target.stat().st_size} bytes, sha256 {digest}")
     return target
@@ -35,6 +38,7 @@ def pack() -> pathlib.Path:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=0.0)
+    parser.add_argument("--output", type=pathlib.Path, default=HERE / "dist")
     args = parser.parse_args()
     deadline = time.monotonic() + args.seconds
     while time.monotonic() < deadline:
@@ -43,7 +47,7 @@ def main() -> int:
     if not run_tests():
         print("tests failed", file=sys.stderr)
         return 1
-    pack()
+    pack(args.output)
     return 0
 
 

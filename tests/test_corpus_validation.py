@@ -172,3 +172,21 @@ def test_strict_rejects_a_reused_id_in_real_messages(
     assert f"$.messages[{last}].id" in {
         p.json_path for p in strict.errors if p.rule == "unique-id"
     }
+
+
+def test_record_by_record_validation_finds_what_whole_validation_finds(
+    versions: dict[tuple[str, str], bytes],
+) -> None:
+    from watcher.findings import document_findings, schema_findings
+    from watcher.layout import DocumentKind
+    from watcher.schemas import validator
+
+    messages = sorted(
+        d for (p, _), d in versions.items() if p.endswith("/messages.json")
+    )
+    for data in messages[::10]:
+        value = json.loads(data)
+        for profile in Profile:
+            whole = schema_findings(validator(DocumentKind.MESSAGES, profile), value)
+            split = document_findings(DocumentKind.MESSAGES, profile, value)
+            assert sorted(map(repr, split)) == sorted(map(repr, whole))

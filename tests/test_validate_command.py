@@ -197,3 +197,10 @@ def test_explicit_files_can_be_checked_outside_a_checkout(
     write(tmp_path, "coordination/jobs.json", {"jobs": [GOOD_JOB]})
     assert main(["validate", str(tmp_path / "coordination" / "jobs.json")]) == 0
     capsys.readouterr()
+
+
+def test_staged_all_checks_every_file_in_the_index(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert validate(repo, "--staged", "--all") == 0
+    assert capsys.readouterr().out.strip() == "checked 4 files: all valid"

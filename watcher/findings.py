@@ -66,11 +66,10 @@ def document_findings(
     in version after version.
     """
     member = RECORD_LISTS.get(kind)
-    records = value.get(member) if member and isinstance(value, dict) else None
-    split = (
-        split_validators(kind, profile, member) if isinstance(records, list) else None
-    )
-    if member is None or split is None or not isinstance(records, list):
+    records: Any = value.get(member) if member and isinstance(value, dict) else None
+    is_listed = member is not None and isinstance(records, list)
+    split = split_validators(kind, profile, member) if member and is_listed else None
+    if member is None or split is None:
         return schema_findings(validator(kind, profile), value)
     findings = schema_findings(split[0], value)
     for index, record in enumerate(records):

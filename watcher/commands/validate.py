@@ -20,12 +20,15 @@ then the bundled JSON Schemas.
 
 Sources: PATH arguments (files, or directories for the JSON files below them) and
 --all (every coordination file in the working tree; the default when nothing else
-is given) are read from disk and judged in the --profile given, strict by default.
---staged (the index: what the next commit holds) and --range A..B (every version
-the commits in the range introduced: the check a CI job or a server-side hook
-runs, since a local hook can be skipped) are judged as the pre-commit hook judges,
-unless a --profile is given: records a change adds or alters must be strict,
-records it leaves as they were are held to legacy.
+is given) are read from disk and judged whole, in the strict profile unless
+--profile says otherwise.
+
+--staged (the index: the files the next commit changes; with --all, every
+coordination file in it) and --range A..B (every version the commits in the range
+introduced: the check for CI or a server-side hook, since a local hook can be
+skipped) are judged as the pre-commit hook judges a commit: records it adds or
+alters must be strict, records it leaves as they were are held to legacy. An
+explicit --profile judges whole documents instead.
 
 Profiles: strict is what build-watcher writes (RFC 3339 UTC timestamps with Z,
 `server` rather than `server_id`, closed enumerations, unique ids); legacy accepts
@@ -50,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("strict", "legacy"),
         help="judge whole documents in this profile (see above for the defaults)",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format"
+    )
     parser.add_argument(
         "--max-problems",
         type=int,

@@ -84,7 +84,10 @@ class Demo:
     # The steps.
 
     def set_up(self) -> None:
-        self.say(f"a bare remote, the sample project and {len(SERVERS)} servers")
+        self.say(
+            "a bare remote, the sample project, and `build-watcher init` for "
+            f"the operator and {len(SERVERS)} servers"
+        )
         create_fleet(self.paths, SERVERS)
         for node in SERVERS:
             self.daemons.start(node)

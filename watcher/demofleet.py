@@ -18,6 +18,7 @@ import site
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import psutil
 from watcher import process
 from watcher.documents import dump_document
 from watcher.gitrepo import identity_environment, run_git
-from watcher.layout import BUILD_CONFIG_PATH, IDENTITY_FILE, empty_documents
+from watcher.layout import BUILD_CONFIG_PATH, empty_documents
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 SAMPLE_FILES = ("calc.py", "test_calc.py", "build.py")
@@ -114,23 +115,23 @@ def _git(paths: FleetPaths, args: Sequence[str], cwd: Path) -> str:
 
 
 def create_fleet(paths: FleetPaths, servers: Sequence[str]) -> None:
-    """The remote, the sample project, and a checkout for the operator and each
-    server, each with its identity and configuration file."""
+    """The sample project, the remote, and a checkout for the operator and each
+    server, made as a person would: `build-watcher init --remote URL`."""
     for directory in (paths.home, paths.root / "logs"):
         directory.mkdir(parents=True, exist_ok=True)
     create_sample(paths)
-    _git(
-        paths,
-        ["init", "--quiet", "--bare", "--initial-branch=main", "remote.git"],
-        paths.root,
+    bare = ["init", "--quiet", "--bare", "--initial-branch=main", paths.remote.name]
+    _git(paths, bare, paths.root)
+    paths.config(OPERATOR).write_text("# The person at the desk.\n", encoding="utf-8")
+    init_checkout(paths, OPERATOR)
+    point_at_sample(paths)
+    settings = SERVER_SETTINGS.format(
+        python=json.dumps(sys.executable), seconds=SLOW_SECONDS
     )
-    seed_remote(paths)
     for node in servers:
-        clone_checkout(paths, node)
-        settings = SERVER_SETTINGS.format(
-            python=json.dumps(sys.executable), seconds=SLOW_SECONDS
-        )
         paths.config(node).write_text(settings, encoding="utf-8")
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        list(pool.map(lambda node: init_checkout(paths, node), servers))
 
 
 def create_sample(paths: FleetPaths) -> str:
@@ -143,36 +144,25 @@ def create_sample(paths: FleetPaths) -> str:
     return _git(paths, ["rev-parse", "HEAD"], paths.sample)
 
 
-def seed_remote(paths: FleetPaths) -> None:
-    """The empty layout, its build configuration naming the sample project, pushed
-    from the operator's checkout (where the demo submits jobs and sends mail)."""
-    checkout = clone_checkout(paths, OPERATOR)
-    documents = empty_documents()
-    documents[BUILD_CONFIG_PATH] = {
-        "cloudstack": {"repository": paths.sample.as_uri(), "branch": "main"},
-        "build": {"maven_opts": "", "profiles": [], "skip_tests": True},
-    }
-    for path, value in documents.items():
-        target = checkout / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(dump_document(value))
-    _git(paths, ["add", "--", *documents], checkout)
-    _git(paths, ["commit", "--quiet", "-m", "Create the coordination layout"], checkout)
-    _git(paths, ["push", "--quiet", "origin", "main"], checkout)
-    _git(paths, ["branch", "--quiet", "--set-upstream-to=origin/main"], checkout)
-    paths.config(OPERATOR).write_text("# The person at the desk.\n", encoding="utf-8")
+def init_checkout(paths: FleetPaths, node: str) -> None:
+    """`build-watcher init`: clone, identity, the layout when missing. No hooks:
+    nobody commits by hand in the demo's checkouts, and the daemons poll often."""
+    run_cli(paths, node, "init", "--remote", paths.remote.as_uri(), "--no-hooks")
 
 
-def clone_checkout(paths: FleetPaths, node: str) -> Path:
-    """A checkout of the remote that knows which server it is."""
-    target = paths.checkout(node)
-    _git(paths, ["clone", "--quiet", paths.remote.as_uri(), node], paths.root)
-    (target / IDENTITY_FILE).write_text(node + "\n", encoding="utf-8")
-    exclude = target / ".git" / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    with exclude.open("a", encoding="utf-8") as handle:
-        handle.write(IDENTITY_FILE + "\n")
-    return target
+def point_at_sample(paths: FleetPaths) -> None:
+    """Name the sample project as the source to build, in the shared build
+    configuration: an edit committed and pushed by hand, as a person would."""
+    checkout = paths.checkout(OPERATOR)
+    _git(paths, ["pull", "--quiet", "--ff-only", "origin", "main"], checkout)
+    document = empty_documents()[BUILD_CONFIG_PATH]
+    assert isinstance(document, dict)
+    document["cloudstack"] = {"repository": paths.sample.as_uri(), "branch": "main"}
+    document["build"] = {"maven_opts": "", "profiles": [], "skip_tests": True}
+    (checkout / BUILD_CONFIG_PATH).write_bytes(dump_document(document))
+    message = "Build the sample project"
+    _git(paths, ["commit", "--quiet", "-m", message, "--", BUILD_CONFIG_PATH], checkout)
+    _git(paths, ["push", "--quiet", "origin", "HEAD:main"], checkout)
 
 
 def cli_command(paths: FleetPaths, node: str, *arguments: str) -> list[str]:

@@ -74,7 +74,7 @@ class Daemon:
         self.notifier = SystemdNotifier()
         progress = Progress.load(progress_path(config.state_path, self.node), self.node)
         self.follower = Follower(lambda: self.config, progress)
-        self.edits = EditChecker(config.repo)
+        self.edits = EditChecker(config.repo, recheck_after=settle_quiet)
         self.dispatcher = Dispatcher(
             self._hints, self.follower, self.edits, self.reload, self.stopping
         )

@@ -6,7 +6,8 @@ made it can fix it before the pre-commit hook refuses it. A file that matches it
 committed version needs no look: the commit was judged already.
 
 A file that fails to parse may be half-written: it is checked again after another
-quiet period and reported only if the same content is still broken. Files are
+quiet period (the filesystem source's settling time) and reported only if the
+same content is still broken. Files are
 judged with the legacy profile, as the daemon reads the repository; the hook holds
 changed records to the strict one when they are committed.
 """
@@ -28,7 +29,7 @@ from watcher.problems import Problem
 from watcher.sources import is_editor_file
 from watcher.validation import Profile, check_document
 
-RECHECK_AFTER = 0.25
+RECHECK_AFTER = 0.05
 
 
 def blob_id(data: bytes) -> str:

@@ -2,7 +2,7 @@
 
 Like watchfiles' debounce: changes gather until none has arrived for one quiet
 period (50 ms by default), or until a busy stream has gathered for `longest`
-seconds. While git holds `index.lock` (a pull or checkout half-way through) the
+seconds (1.6 s). While git holds `index.lock` (a pull or checkout half-way through) the
 batch waits for the lock to go, so the dispatcher never sees half a checkout.
 """
 
@@ -36,7 +36,7 @@ class Settler(Generic[Change]):
         self._is_blocked = is_blocked
         self._blocked_limit = blocked_limit
         self._pending: set[Change] = set()
-        self._arrivals = 0
+        self._last_arrival = 0.0
         self._stopped = False
         self._condition = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="settler", daemon=True)
@@ -53,7 +53,7 @@ class Settler(Generic[Change]):
 
     def add(self, change: Change) -> None:
         with self._condition:
-            self._arrivals += 1
+            self._last_arrival = time.monotonic()
             self._pending.add(change)
             self._condition.notify_all()
 
@@ -76,18 +76,18 @@ class Settler(Generic[Change]):
             return batch
 
     def _is_settled(self, started: float) -> bool:
-        """Sleep one quiet period (condition held) and judge the stream since."""
-        arrivals = self._arrivals
-        deadline = time.monotonic() + self._quiet
-        while (left := deadline - time.monotonic()) > 0 and not self._stopped:
-            self._condition.wait(left)
+        """Wait (condition held) until `quiet` after the last change, then judge."""
+        while not self._stopped:
+            now = time.monotonic()
+            deadline = min(self._last_arrival + self._quiet, started + self._longest)
+            if now >= deadline:
+                break
+            self._condition.wait(deadline - now)
+        if not self._is_blocked():
+            return True
         waited = time.monotonic() - started
-        if self._arrivals != arrivals and waited < self._longest:
+        if waited < self._blocked_limit:
+            self._condition.wait(self._quiet)
             return False
-        if self._is_blocked():
-            if waited < self._blocked_limit:
-                return False
-            logger.debug(
-                "index.lock stayed for {waited:.0f} s; releasing", waited=waited
-            )
+        logger.debug("index.lock stayed for {waited:.0f} s; releasing", waited=waited)
         return True

@@ -186,7 +186,9 @@ class FilesystemSource:
         self._sink = sink
         self._poll_interval = poll_interval
         self._inotify_observer = inotify_observer
-        self._settler = Settler(self._release, quiet=quiet, is_blocked=self._is_locked)
+        self._settler: Settler[str] = Settler(
+            self._release, quiet=quiet, is_blocked=self._is_locked
+        )
         self._lock = threading.RLock()
         self._observer: BaseObserver | None = None
         self._polling = False
@@ -302,8 +304,14 @@ class FilesystemSource:
                 continue
             if event.is_directory:
                 self._on_directory(event, path)
-            elif (found := self.plan.classify(path)) is not None:
-                self._settler.add(found)
+            elif (found := self.plan.classify(path)) is None:
+                continue
+            elif found[0] is HintKind.REFS:
+                # A ref moves by an atomic rename and the comparison reads git
+                # objects, not files: nothing to settle, so no reason to wait.
+                self._sink(Hint(HintKind.REFS))
+            else:
+                self._settler.add(found[1])
 
     def _on_directory(self, event: FileSystemEvent, path: str) -> None:
         appeared = isinstance(event, DirCreatedEvent) or (
@@ -332,8 +340,9 @@ class FilesystemSource:
                 return
         for root, _dirs, files in os.walk(directory):
             for name in files:
-                if (found := self.plan.classify(os.path.join(root, name))) is not None:
-                    self._settler.add(found)
+                found = self.plan.classify(os.path.join(root, name))
+                if found is not None and found[0] is HintKind.FILES:
+                    self._settler.add(found[1])
 
     def _drop_watches_of_deleted_directories(self, observer: BaseObserver) -> None:
         for emitter in list(observer.emitters):
@@ -343,13 +352,9 @@ class FilesystemSource:
     def _is_locked(self) -> bool:
         return self.plan.index_lock.exists()
 
-    def _release(self, batch: frozenset[tuple[HintKind, str]]) -> None:
-        logger.debug("settled: {changes}", changes=sorted(path for _, path in batch))
-        if any(kind is HintKind.REFS for kind, _ in batch):
-            self._sink(Hint(HintKind.REFS))
-        files = frozenset(path for kind, path in batch if kind is HintKind.FILES)
-        if files:
-            self._sink(Hint(HintKind.FILES, files))
+    def _release(self, batch: frozenset[str]) -> None:
+        logger.debug("settled: {paths}", paths=sorted(batch))
+        self._sink(Hint(HintKind.FILES, batch))
 
 
 def _stop_observer(observer: BaseObserver) -> None:

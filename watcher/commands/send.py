@@ -82,9 +82,12 @@ def raise_if_failed(outcome: Outcome, what: str) -> None:
     from watcher.transaction import OutcomeStatus
 
     if outcome.status is OutcomeStatus.FAILED:
+        # A reason that carries its own hint (a broken document at the tip) says
+        # better what to do than trying again.
+        reason, _, hint = outcome.reason.partition("\n  hint: ")
         raise WatcherError(
-            f"{what}: {outcome.reason}",
-            hint="run it again; `build-watcher -v ...` shows each step",
+            f"{what}: {reason}",
+            hint=hint or "run it again; `build-watcher -v ...` shows each step",
         )
 
 

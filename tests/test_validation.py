@@ -18,7 +18,13 @@ from watcher.schemas import (
     legacy_form,
     profile_schema,
 )
-from watcher.validation import Profile, check_change, check_document, check_value
+from watcher.validation import (
+    Profile,
+    check_change,
+    check_document,
+    check_value,
+    check_value_change,
+)
 
 NOW = "2025-11-08T10:00:00Z"
 SHA = "a" * 64
@@ -348,3 +354,13 @@ def test_a_new_file_is_wholly_strict() -> None:
         "coordination/messages.json", dump_document(legacy_messages()), None
     )
     assert not result.is_valid
+
+
+def test_a_parsed_value_is_judged_as_a_change_too() -> None:
+    before = legacy_messages()
+    after = copy.deepcopy(before)
+    after["messages"].append(dict(MESSAGE, id="msg_3", type="chat"))
+    problems = check_value_change("coordination/messages.json", after, before)
+    assert [(p.json_path, p.line) for p in problems if p.is_error] == [
+        ("$.messages[2].type", 0)
+    ]

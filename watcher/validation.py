@@ -39,6 +39,7 @@ __all__ = [
     "check_change",
     "check_document",
     "check_value",
+    "check_value_change",
 ]
 
 NO_SCHEMA_RULE = "no-schema"
@@ -86,6 +87,11 @@ def check_change(path: str, data: bytes, before: Any = None) -> DocumentResult:
     warnings; everywhere else they are errors.
     """
     return _check(path, data, lambda value: _judge_change(path, before, value))
+
+
+def check_value_change(path: str, value: Any, before: Any = None) -> list[Problem]:
+    """`check_change` for a parsed value (no line numbers), as a transaction has."""
+    return _judge_change(path, before, value).problems(path, None)
 
 
 class _Verdict:

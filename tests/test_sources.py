@@ -16,8 +16,10 @@ from watchdog.observers.inotify import InotifyWatchGroup
 
 from tests.conftest import git
 from watcher.errors import WatcherError
+from watcher.hints import Hint, HintKind
 from watcher.inotify import ReportingEmitter, ReportingInotifyObserver, Trouble
-from watcher.sources import FilesystemSource, Hint, HintKind, WatchPlan, is_editor_file
+from watcher.sources import FilesystemSource
+from watcher.watchplan import WatchPlan, is_editor_file
 
 QUIET = 0.1
 NOTHING_WITHIN = 4 * QUIET

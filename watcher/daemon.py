@@ -34,12 +34,14 @@ from watcher.edits import EditChecker
 from watcher.errors import WatcherError
 from watcher.events import Event, EventKind
 from watcher.follower import Follower
+from watcher.hints import Hint, HintKind
 from watcher.poller import RemotePoller
 from watcher.progress import Progress, progress_path
 from watcher.sdnotify import SystemdNotifier
-from watcher.sources import FilesystemSource, Hint, HintKind, WatchPlan
+from watcher.sources import FilesystemSource
 from watcher.transaction import Operation, Outcome, transact
 from watcher.wake import WakeListener
+from watcher.watchplan import WatchPlan
 
 # Feature modules, each with `install(daemon)`; a missing one is skipped for now.
 FEATURE_MODULES = ("watcher.worker", "watcher.responder", "watcher.liveness")

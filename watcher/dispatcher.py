@@ -21,15 +21,13 @@ from watcher.edits import EditChecker
 from watcher.errors import WatcherError
 from watcher.events import Event, EventKind
 from watcher.follower import Follower
+from watcher.hints import Hint, HintKind
 from watcher.history import Replayed
-from watcher.sources import Hint, HintKind
 
 Handler = Callable[[Event], None]
 Task = Callable[[], None]
 TICK = 1.0
-_COMPARING = frozenset(
-    {HintKind.REFS, HintKind.RESCAN, HintKind.HOOK, HintKind.REMOTE, HintKind.WAKE}
-)
+_COMPARING = frozenset({HintKind.REFS, HintKind.RESCAN, HintKind.HOOK, HintKind.REMOTE})
 
 
 def call_safely(what: str, function: Callable[[], None], **context: str) -> bool:

@@ -26,8 +26,8 @@ from loguru import logger
 from watcher.gitrepo import run_git_process
 from watcher.layout import is_coordination_path
 from watcher.problems import Problem
-from watcher.sources import is_editor_file
 from watcher.validation import Profile, check_document
+from watcher.watchplan import is_editor_file
 
 RECHECK_AFTER = 0.05
 

@@ -26,7 +26,7 @@ from watcher.gitrepo import (
     run_git_process,
 )
 from watcher.heartbeat import fetch_refspec, tracking_prefix
-from watcher.sources import Hint, HintKind, HintSink
+from watcher.hints import Hint, HintKind, HintSink
 
 JITTER = 0.1
 

@@ -1,22 +1,20 @@
-"""Where hints come from: the checkout on disk, through watchdog.
+"""The checkout on disk as a source of hints, through watchdog.
 
-A hint only says that something may have moved; the dispatcher then compares the
-commits it knows with the ones it last processed. The filesystem source watches the
-working tree and the few git files that show HEAD moved, drops editor and temporary
-files, and releases a burst of changes as one batch once it has settled.
+The filesystem source watches what its `WatchPlan` names, posts a hint at once
+when a ref moves, and releases a burst of working-tree saves as one batch once it
+has settled (`watcher.settler`). It keeps itself listening: a kernel queue
+overflow asks for a rescan, exhausted inotify watches switch it to polling, and
+an observer thread that died is restarted (or the daemon stops, never deaf).
 """
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable
+from pathlib import Path
 
 from loguru import logger
 from watchdog.events import (
@@ -35,39 +33,11 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from watcher.errors import WatcherError
-from watcher.gitrepo import run_git
+from watcher.hints import Hint, HintKind, HintSink
 from watcher.inotify import ReportingInotifyObserver, Trouble
-from watcher.layout import is_coordination_path
 from watcher.settler import Settler
+from watcher.watchplan import WatchPlan
 
-
-class HintKind(enum.Enum):
-    """Why the dispatcher should look again."""
-
-    FILES = "files"  # coordination files were saved in the working tree
-    REFS = "refs"  # HEAD or a branch moved in the checkout
-    RESCAN = "rescan"  # events were lost: compare commits, re-check every file
-    HOOK = "hook"  # a git hook rang
-    REMOTE = "remote"  # the periodic fetch moved a remote ref
-    WAKE = "wake"  # someone asked for a sync now
-    RELOAD = "reload"  # SIGHUP: read the configuration again
-
-
-@dataclass(frozen=True)
-class Hint:
-    kind: HintKind
-    paths: frozenset[str] = frozenset()
-    at: float = field(default_factory=time.monotonic, compare=False)
-
-
-HintSink = Callable[[Hint], None]
-
-# Only what shows that HEAD or a branch moved; objects, logs and lock files are noise.
-_GIT_SIGNALS = re.compile(r"^(HEAD|packed-refs|refs/(heads|remotes)/.+)(?<!\.lock)$")
-# Editors' swap, backup, lock and write-test files, and partial downloads.
-_EDITOR_FILES = re.compile(
-    r"(^\.|^#.*#$|~$|\.sw[a-p]$|\.sw[x-z]$|\.tmp$|\.part$|\.bak$|^4913$|\.orig$)"
-)
 _WATCHED_EVENTS = [
     FileCreatedEvent,
     FileModifiedEvent,
@@ -84,79 +54,6 @@ WATCH_LIMIT_HINT = (
     "raise the kernel limit, e.g. `sysctl fs.inotify.max_user_watches=524288` "
     "(persist it in /etc/sysctl.d/); until then the checkout is polled"
 )
-
-
-def is_editor_file(name: str) -> bool:
-    """Swap, backup, lock and temporary files that editors and tools leave behind."""
-    return bool(_EDITOR_FILES.search(name))
-
-
-@dataclass(frozen=True)
-class WatchPlan:
-    """What to watch in one checkout: never all of `.git`, which holds workspaces."""
-
-    worktree: Path
-    git_dir: Path
-    refs_dir: Path
-    excluded: frozenset[Path] = frozenset()
-
-    @classmethod
-    def for_checkout(cls, repo: Path, excluded: Iterable[Path] = ()) -> WatchPlan:
-        out = run_git(["rev-parse", "--absolute-git-dir", "--git-common-dir"], cwd=repo)
-        git_dir, common = out.decode().splitlines()[:2]
-        common_dir = (repo / common).resolve()
-        return cls(
-            repo.resolve(), Path(git_dir), common_dir / "refs", frozenset(excluded)
-        )
-
-    def watches(self) -> list[tuple[Path, bool]]:
-        """(directory, recursive) pairs: the tree's top level, each directory, git."""
-        planned = [(self.worktree, False), (self.git_dir, False)]
-        planned.extend((path, True) for path in self.top_directories())
-        if self.refs_dir.is_dir():
-            planned.append((self.refs_dir, True))
-        return planned
-
-    def top_directories(self) -> list[Path]:
-        with os.scandir(self.worktree) as entries:
-            return sorted(
-                Path(entry.path)
-                for entry in entries
-                if entry.is_dir(follow_symlinks=False)
-                and self.is_watched_top(entry.path)
-            )
-
-    def is_watched_top(self, path: str) -> bool:
-        candidate = Path(path)
-        return (
-            candidate.parent == self.worktree
-            and not candidate.name.startswith(".")
-            and candidate != self.git_dir
-            and candidate not in self.excluded
-        )
-
-    def classify(self, path: str) -> tuple[HintKind, str] | None:
-        """The hint a changed absolute path stands for, with its relative path."""
-        candidate = Path(path)
-        for git_root in (self.git_dir, self.refs_dir.parent):
-            if candidate.is_relative_to(git_root):
-                relative = candidate.relative_to(git_root).as_posix()
-                return (
-                    (HintKind.REFS, relative) if _GIT_SIGNALS.match(relative) else None
-                )
-        if not candidate.is_relative_to(self.worktree):
-            return None
-        relative = candidate.relative_to(self.worktree).as_posix()
-        parts = PurePosixPath(relative).parts
-        if any(is_editor_file(part) for part in parts) or not is_coordination_path(
-            relative
-        ):
-            return None
-        return HintKind.FILES, relative
-
-    @property
-    def index_lock(self) -> Path:
-        return self.git_dir / "index.lock"
 
 
 class _Forwarder(FileSystemEventHandler):

@@ -257,3 +257,23 @@ def test_sighup_reloads_and_a_broken_file_keeps_the_old_configuration(
 
     assert daemon.process.poll() is None
     assert daemon.stop(signal.SIGINT) == 0
+
+
+def test_an_installed_hook_wakes_the_running_daemon(
+    fleet: Fleet, daemons: Callable[..., DaemonProcess]
+) -> None:
+    checkout = fleet.clone("build1")
+    cli(checkout, "init")
+    daemon = daemons("build1")
+    path = f"{PROGRAM.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+    subprocess.run(
+        ["git", "checkout", "--quiet", "-b", "topic"],
+        cwd=checkout,
+        env=environment({"PATH": path}),
+        check=True,
+    )
+
+    woken = eventually(lambda: daemon.logged("DEBUG", "woken"))
+    assert woken[0]["extra"]["reason"] == "post-checkout"
+    assert daemon.stop() == 0

@@ -318,12 +318,14 @@ class WatchProcess:
             env=env,
         )
         self.records: list[dict[str, Any]] = []
+        self.raw: list[bytes] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
+            self.raw.append(line)
             with contextlib.suppress(ValueError, KeyError):
                 self.records.append(json.loads(line)["record"])
 
@@ -336,7 +338,9 @@ class WatchProcess:
 
     def wait_ready(self) -> WatchProcess:
         eventually(lambda: self.logged("INFO", "daemon ready") or self.process.poll())
-        assert self.process.poll() is None, "the daemon exited"
+        if self.process.poll() is not None:
+            self.reader.join(timeout=10)
+            raise AssertionError(b"the daemon exited:\n" + b"".join(self.raw))
         return self
 
     def stop(self) -> int:

@@ -206,31 +206,22 @@ class Responder:
 
     def is_allowed(self, record: dict[str, Any], answer: Answer) -> bool:
         """The loop guards that are caps; a stopped reply is a WARNING."""
-        peer, key = str(record.get("from")), message_key(record)
+        peer = str(record.get("from"))
         log = logger.bind(message=record.get("id"), peer=peer, rule=answer.label)
-        if self.ledger.has_answered(key):
+        if self.ledger.has_answered(message_key(record)):
             log.debug("message answered before; not again")
             return False
         depth = thread_depth(self.daemon.snapshot.documents, record) + 1
-        if depth > self.config.max_thread_depth:
-            log.warning(
-                "no automatic reply to {peer}: the thread would be {depth} deep, over "
-                "max_thread_depth {cap}",
-                peer=peer,
-                depth=depth,
-                cap=self.config.max_thread_depth,
-            )
-            return False
-        sent = self.ledger.count_since(peer, now_utc() - WINDOW)
-        if sent >= self.config.max_replies_per_peer_per_hour:
-            log.warning(
-                "no automatic reply to {peer}: {sent} replies in the last hour, the "
-                "max_replies_per_peer_per_hour cap",
-                peer=peer,
-                sent=sent,
-            )
-            return False
-        return True
+        cap = self.config.max_thread_depth
+        if depth > cap:
+            why = f"the thread would be {depth} deep, over max_thread_depth {cap}"
+        else:
+            sent = self.ledger.count_since(peer, now_utc() - WINDOW)
+            if sent < self.config.max_replies_per_peer_per_hour:
+                return True
+            why = f"{sent} replies in the last hour: max_replies_per_peer_per_hour"
+        log.warning("no automatic reply to {peer}: {why}", peer=peer, why=why)
+        return False
 
     def compose(self, answer: Answer, record: dict[str, Any]) -> str | None:
         if answer.is_ping:

@@ -50,7 +50,7 @@ def shared_tip(config: Config) -> str:
     """The remote branch as last fetched, else HEAD: what the fleet has shared."""
     from watcher.gitrepo import run_git
 
-    tracking = f"refs/remotes/{config.remote}/{config.branch}"
+    tracking = config.tracking_ref
     for rev in (tracking, "HEAD"):
         out = run_git(
             ["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],

@@ -43,7 +43,7 @@ SERVER_SETTINGS = """\
 # A demo server: every interval is seconds, not minutes.
 poll_interval = 0.5
 heartbeat_interval = 1.0
-stale_after = 3.0
+stale_after = 4.0
 lease_margin = 1.0
 kill_grace = 2.0
 concurrency = 1

@@ -120,9 +120,11 @@ def _noticed(timeline: Timeline, plan: Plan, survivors: list[str]) -> Check:
 def _taken_over(jobs: Mapping[str, Any], plan: Plan) -> Check:
     job = jobs.get(plan.slow_job, {})
     tries = job.get("previous_attempts") or [{}]
+    # More than two attempts is no broken promise: on a starved machine a
+    # survivor may itself look silent for a moment and lose the job in turn.
     ok = (
         job.get("status") == "completed"
-        and job.get("attempt") == 2
+        and int(job.get("attempt") or 1) >= 2
         and job.get("assigned_to") not in (None, plan.victim)
         and tries[0].get("holder") == plan.victim
     )

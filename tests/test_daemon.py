@@ -6,7 +6,9 @@ these stop it with `Daemon.stop`); `tests/test_watch.py` runs real processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from watcher.daemon import Daemon
 from watcher.errors import UsageError, WatcherError
 from watcher.events import Event, EventKind
 from watcher.joblist import SubmitJob
+from watcher.sdnotify import SystemdNotifier
 from watcher.transaction import transact
 from watcher.wake import notify_daemon
 
@@ -378,3 +381,42 @@ def test_state_directory_is_private_to_the_checkout(
     state = running.daemon.config.state_path
     assert state.is_relative_to(running.daemon.config.repo / ".git")
     assert os.path.exists(state / "wake.sock")
+
+
+def test_the_watchdog_is_fed_only_while_the_dispatcher_makes_progress(
+    fleet: Fleet, tmp_path: Path, log: list[dict[str, Any]]
+) -> None:
+    release = threading.Event()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
+        manager.bind(str(tmp_path / "notify"))
+        manager.settimeout(10)
+        systemd = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"}
+        config = Config(repo=fleet.clone("build1"), node="build1", poll_interval=0.3)
+        daemon = Daemon(
+            config, features=(), notifier=SystemdNotifier(systemd), stall_limit=0.5
+        )
+        daemon.add_handler(EventKind.JOB_QUEUED, lambda event: release.wait(30))
+        running = Running(daemon).start()
+        assert manager.recv(256).startswith(b"READY=1")
+        assert manager.recv(256) == b"WATCHDOG=1"
+
+        submit_from(fleet, "build2")
+        eventually(lambda: any("not feeding" in r["message"] for r in warnings_in(log)))
+        drain(manager)
+        manager.settimeout(0.6)
+        with pytest.raises(TimeoutError):
+            manager.recv(256)
+
+        release.set()
+        manager.settimeout(10)
+        assert manager.recv(256) == b"WATCHDOG=1"
+        assert running.stop() == 0
+    assert any("healthy again" in r["message"] for r in log)
+
+
+def drain(receiver: socket.socket) -> None:
+    receiver.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            receiver.recv(256)
+    receiver.setblocking(True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.conftest import Fleet, git
@@ -39,14 +41,20 @@ def eventually(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 
 def write_config(path: Path, events_file: Path, extra: str = "") -> Path:
+    """A fast-polling configuration; `extra` (TOML) adds to or overrides it."""
     command = json.dumps([sys.executable, "-c", RECORD_EVENT, str(events_file)])
+    defaults = {"poll_interval": "0.5", "kill_grace": "5"}
+    lines = [
+        f"{key} = {value}"
+        for key, value in defaults.items()
+        if not re.search(rf"^{key} *=", extra, re.MULTILINE)
+    ]
+    scalars, _, tables = extra.partition("[")
     path.write_text(
-        "poll_interval = 0.5\n"
-        "kill_grace = 5\n"
-        f"{extra}\n"
-        "[[handlers]]\n"
-        'event = "*"\n'
-        f"command = {command}\n"
+        "\n".join([*lines, scalars.strip()])
+        + "\n"
+        + (f"[{tables}\n" if tables else "")
+        + f'[[handlers]]\nevent = "*"\ncommand = {command}\n'
     )
     return path
 
@@ -277,3 +285,32 @@ def test_an_installed_hook_wakes_the_running_daemon(
     woken = eventually(lambda: daemon.logged("DEBUG", "woken"))
     assert woken[0]["extra"]["reason"] == "post-checkout"
     assert daemon.stop() == 0
+
+
+def test_sigterm_gives_handlers_a_grace_period_then_stops_them(
+    fleet: Fleet, daemons: Callable[..., DaemonProcess]
+) -> None:
+    pid_file = fleet.root / "handler.pid"
+    script = (
+        "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
+        "time.sleep(120)"
+    )
+    command = json.dumps([sys.executable, "-c", script, str(pid_file)])
+    slow = (
+        'kill_grace = 1\n[[handlers]]\nevent = "job.queued"\n'
+        f"command = {command}\ntimeout = 300\n"
+    )
+    daemon = daemons("build1", extra=slow)
+
+    cli(fleet.clone("build2"), "submit", "--type", "test", "--branch", "main")
+    pid = int(eventually(lambda: pid_file.exists() and pid_file.read_text()))
+    asked = time.monotonic()
+    code = daemon.stop()
+
+    assert code == 0
+    assert time.monotonic() - asked < 20
+    assert daemon.logged("WARNING", "handlers still running")
+    assert (
+        not psutil.pid_exists(pid)
+        or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    )

@@ -61,6 +61,8 @@ class Daemon:
         load_config: Callable[[], Config] | None = None,
         features: Sequence[str] = FEATURE_MODULES,
         settle_quiet: float = 0.05,
+        notifier: SystemdNotifier | None = None,
+        stall_limit: float = STALL_LIMIT,
     ) -> None:
         self.config = config
         self.node = config.require_node()
@@ -73,7 +75,8 @@ class Daemon:
         self._own_commits: deque[str] = deque(maxlen=256)
         self._reload_requested = threading.Event()
         self._commands: list[CommandHandler] = []
-        self.notifier = SystemdNotifier()
+        self.notifier = notifier or SystemdNotifier()
+        self.stall_limit = stall_limit
         progress = Progress.load(progress_path(config.state_path, self.node), self.node)
         self.follower = Follower(lambda: self.config, progress)
         self.edits = EditChecker(config.repo, recheck_after=settle_quiet)
@@ -143,8 +146,6 @@ class Daemon:
         self._install_commands(self.config)
         self.listener.start()
         self.filesystem.start()
-        for task in self._startup:
-            call_safely("startup task", task)
         self._first_sync()
         self.poller.start()
         self.dispatcher.thread.start()
@@ -155,8 +156,11 @@ class Daemon:
         )
 
     def _first_sync(self) -> None:
+        """Fetch, load the processed state, run startup tasks, then catch up."""
         self.poller.poll()
         self.follower.begin()
+        for task in self._startup:
+            call_safely("startup task", task)
         self.dispatcher.sync()
         self.edits.rescan()
 
@@ -190,21 +194,24 @@ class Daemon:
                 self._reload_requested.clear()
                 self.post(Hint(HintKind.RELOAD))
             self.filesystem.check()
-            reason = self._unhealthy_reason()
-            if reason != unhealthy and reason:
-                logger.warning(
-                    "not feeding the systemd watchdog: {reason}", reason=reason
-                )
-            unhealthy = reason
-            if not reason:
-                self.notifier.watchdog()
+            unhealthy = self._feed_watchdog(unhealthy)
+
+    def _feed_watchdog(self, was_unhealthy: str) -> str:
+        """WATCHDOG=1 only while healthy; a change of health is logged once."""
+        reason = self._unhealthy_reason()
+        if reason and reason != was_unhealthy:
+            logger.warning("not feeding the systemd watchdog: {reason}", reason=reason)
+        elif was_unhealthy and not reason:
+            logger.info("healthy again; feeding the systemd watchdog")
+        if not reason:
+            self.notifier.watchdog()
+        return reason
 
     def _unhealthy_reason(self) -> str:
-        stalled = time.monotonic() - self.dispatcher.last_beat
         if not self.dispatcher.thread.is_alive():
             raise WatcherError("the dispatcher thread ended unexpectedly")
-        if stalled > STALL_LIMIT:
-            return f"the dispatcher has been busy for {stalled:.0f} s"
+        if time.monotonic() - self.dispatcher.last_beat > self.stall_limit:
+            return f"the dispatcher made no progress for {self.stall_limit:.0f} s"
         if not self.filesystem.is_healthy():
             return "the filesystem observer is not listening"
         if not self.poller.is_alive():

@@ -65,7 +65,7 @@ class RemotePoller:
         self._sink = sink
         self._woken = threading.Event()
         self._stopped = threading.Event()
-        self._reachable: bool | None = None
+        self._failure: str | None = None
         self.last_poll = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
 
@@ -89,15 +89,10 @@ class RemotePoller:
         config = self._config()
         try:
             moved = fetch_remote(config)
-        except RemoteUnreachable as error:
-            self._note_reachable(False, error)
-            return False
         except WatcherError as error:
-            logger.bind(remote=config.remote).warning(
-                "fetch failed: {error}", error=error.message
-            )
+            self._note_failure(error)
             return False
-        self._note_reachable(True)
+        self._note_failure(None)
         if moved:
             logger.bind(remote=config.remote).debug("the remote moved")
             self._sink(Hint(HintKind.REMOTE))
@@ -112,15 +107,21 @@ class RemotePoller:
             self.poll()
             self.last_poll = time.monotonic()
 
-    def _note_reachable(
-        self, reachable: bool, error: WatcherError | None = None
-    ) -> None:
-        remote = self._config().remote
-        if reachable and self._reachable is False:
-            logger.bind(remote=remote).info("the remote is reachable again")
-        elif not reachable and self._reachable is not False and error is not None:
-            logger.bind(remote=remote).warning(
-                "the remote cannot be reached; working offline: {error}",
+    def _note_failure(self, error: WatcherError | None) -> None:
+        """Log when fetching starts failing, fails differently, or works again."""
+        log = logger.bind(remote=self._config().remote)
+        if error is None:
+            if self._failure is not None:
+                log.info("the remote is reachable again")
+            self._failure = None
+            return
+        if error.message != self._failure:
+            offline = isinstance(error, RemoteUnreachable)
+            log.warning(
+                "{what}: {error}",
+                what="the remote cannot be reached; working offline"
+                if offline
+                else "fetching the remote failed",
                 error=error.message,
             )
-        self._reachable = reachable
+        self._failure = error.message

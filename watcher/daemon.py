@@ -134,8 +134,8 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped; 0 after a clean stop. Raises WatcherError when deaf."""
         with self._exclusive(), self._signals():
-            self._start()
             try:
+                self._start()
                 self._watch_health()
             finally:
                 self._finish()
@@ -245,6 +245,8 @@ class Daemon:
             for command in self._commands:
                 command.terminate()
             thread.join(timeout=self.config.kill_grace)
+        if thread.is_alive():
+            logger.error("a handler did not stop; shutting down around it")
 
     def reload(self) -> None:
         """Read the configuration again (SIGHUP); keep the old one if it is wrong."""

@@ -9,6 +9,7 @@ they never race each other.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -178,12 +179,8 @@ class Dispatcher:
         logger.bind(**context).debug("event {kind} {subject}", **context)
         for _group, kind, handler in list(self._handlers):
             if kind is None or kind is event.kind:
-                name = getattr(handler, "__qualname__", type(handler).__name__)
-
-                def call(handler: Handler = handler) -> None:
-                    handler(event)
-
-                call_safely(f"handler {name} for {event.kind.value}", call, **context)
+                what = f"handler {_handler_name(handler)} for {event.kind.value}"
+                call_safely(what, functools.partial(handler, event), **context)
 
     def run_due_tasks(self) -> None:
         now = time.monotonic()
@@ -194,3 +191,10 @@ class Dispatcher:
                 )
                 periodic.due = time.monotonic() + periodic.interval
                 self.last_beat = time.monotonic()
+
+
+def _handler_name(handler: Handler) -> str:
+    """`Worker.on_job_queued`, or a configured command's program."""
+    return str(
+        getattr(handler, "__qualname__", None) or getattr(handler, "name", handler)
+    )

@@ -29,6 +29,7 @@ from watcher.heartbeat import fetch_refspec, tracking_prefix
 from watcher.hints import Hint, HintKind, HintSink
 
 JITTER = 0.1
+STOP_WAIT = 5.0
 
 
 def fetch_remote(config: Config) -> bool:
@@ -76,7 +77,8 @@ class RemotePoller:
         self._stopped.set()
         self._woken.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=NETWORK_TIMEOUT)
+            # A fetch in flight is not waited for: it changes only remote refs.
+            self._thread.join(timeout=STOP_WAIT)
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()

@@ -265,6 +265,24 @@ def test_a_dead_observer_is_noticed_and_restarted(
     assert running.next_of(HintKind.FILES).paths == {"coordination/jobs.json"}
 
 
+def test_a_dead_inotify_reader_is_noticed_and_replaced(
+    checkout: Path, start: Any, warnings: list[str]
+) -> None:
+    """The thread that reads the inotify descriptor is stopped from outside; the
+    observer and its emitters live on, deaf, which the health check must see."""
+    running = start()
+    reader = running.source._observer._inotify_fd
+    reader.stop()
+    reader.join(timeout=5)
+
+    assert not running.source.is_healthy()
+    running.source.check()
+
+    assert running.source.is_healthy()
+    save(checkout / "coordination" / "jobs.json", '{"jobs": [7]}\n')
+    assert running.next_of(HintKind.FILES).paths == {"coordination/jobs.json"}
+
+
 def test_an_observer_that_keeps_dying_stops_the_daemon(
     checkout: Path, start: Any
 ) -> None:

@@ -81,3 +81,7 @@ class ReportingInotifyObserver(InotifyObserver):
         super().__init__()
         self._emitter_class = ReportingEmitter
         self._emitter_kwargs["report"] = report
+
+    def is_reading(self) -> bool:
+        """Whether the thread reading the inotify descriptor still runs."""
+        return bool(self._inotify_fd.is_alive())

@@ -50,10 +50,17 @@ _WATCHED_EVENTS = [
 ]
 _RESTARTS_ALLOWED = 5
 _RESTART_WINDOW = 60.0
-WATCH_LIMIT_HINT = (
-    "raise the kernel limit, e.g. `sysctl fs.inotify.max_user_watches=524288` "
-    "(persist it in /etc/sysctl.d/); until then the checkout is polled"
-)
+WATCHES = "fs.inotify.max_user_watches"
+INSTANCES = "fs.inotify.max_user_instances"
+
+
+def limit_hint(setting: str) -> str:
+    """What to raise when inotify runs out, and what happens meanwhile."""
+    example = 524288 if setting == WATCHES else 1024
+    return (
+        f"raise the kernel limit, e.g. `sysctl {setting}={example}` (persist it in "
+        "/etc/sysctl.d/); until then the checkout is polled"
+    )
 
 
 class _Forwarder(FileSystemEventHandler):
@@ -115,7 +122,8 @@ class FilesystemSource:
             if observer is None or not observer.is_alive() or self._exhausted:
                 return False
             self._drop_watches_of_deleted_directories(observer)
-            return all(emitter.is_alive() for emitter in observer.emitters)
+            reading = getattr(observer, "is_reading", lambda: True)()
+            return reading and all(emitter.is_alive() for emitter in observer.emitters)
 
     def check(self) -> None:
         """Repair a deaf observer, or raise when it cannot be repaired."""
@@ -123,9 +131,9 @@ class FilesystemSource:
             return
         with self._lock:
             if self._exhausted and not self._polling:
-                logger.bind(setting="fs.inotify.max_user_watches").warning(
-                    "inotify watches ran out; polling the checkout instead; "
-                    + WATCH_LIMIT_HINT
+                logger.bind(setting=WATCHES).warning(
+                    "inotify watches ran out; polling the checkout instead; {hint}",
+                    hint=limit_hint(WATCHES),
                 )
                 self._polling = True
             else:
@@ -159,11 +167,12 @@ class FilesystemSource:
             except OSError as error:
                 if error.errno not in (errno.ENOSPC, errno.EMFILE):
                     raise
-                logger.bind(setting="fs.inotify.max_user_watches").warning(
-                    "inotify cannot watch {path} ({error}); polling instead; "
-                    + WATCH_LIMIT_HINT,
+                setting = WATCHES if error.errno == errno.ENOSPC else INSTANCES
+                logger.bind(setting=setting).warning(
+                    "inotify cannot watch {path} ({error}); polling instead; {hint}",
                     path=str(self.plan.worktree),
                     error=error.strerror,
+                    hint=limit_hint(setting),
                 )
                 self._polling = True
         return self._schedule_all(PollingObserver(timeout=self._poll_interval))

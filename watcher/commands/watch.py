@@ -25,7 +25,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = _load(args)
     config.require_node()
-    toplevel(config.repo)
+    top = toplevel(config.repo)
+    if top.resolve() != config.repo:
+        raise UsageError(
+            f"{config.repo} is inside the checkout {top}, not its top",
+            hint=f"run the daemon with --repo {top} (or `repo` in the configuration)",
+        )
     _configure_logs(args, config)
     daemon = Daemon(config, load_config=lambda: _load(args))
     return daemon.run()

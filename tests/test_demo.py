@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,67 +22,54 @@ pytestmark = pytest.mark.slow
 DEMO_DEADLINE = 120
 
 
-@dataclass(frozen=True)
-class DemoRun:
-    returncode: int
-    stdout: str
-    stderr: str
-    scratch: Path
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """One run of the demo, its temporary directory made under a scratch TMPDIR."""
-    scratch = tmp_path_factory.mktemp("tmpdir")
-    env = {**os.environ, "TMPDIR": str(scratch)}
+def test_the_demo_keeps_its_promises_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """One run (it takes a while), its temporary directory under a scratch TMPDIR."""
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
     completed = subprocess.run(
         [sys.executable, "-m", "watcher", "demo"],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "TMPDIR": str(scratch)},
         timeout=DEMO_DEADLINE,
         check=False,
     )
-    return DemoRun(completed.returncode, completed.stdout, completed.stderr, scratch)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert_every_promise_kept(completed.stdout)
+    assert_timeline_of_log_lines(completed.stdout)
+    assert_victim_seen_stale_then_back(completed.stdout)
+    assert re.search(r"Fleet \w+ as seen by build\d", completed.stdout)
+    assert "Jobs: 4 completed" in completed.stdout
+    assert list(scratch.iterdir()) == []
+    assert _processes_under(scratch) == []
 
 
-def test_the_demo_exits_0_having_kept_every_promise(demo: DemoRun) -> None:
-    assert demo.returncode == 0, demo.stdout + demo.stderr
-    assert "every promise kept" in demo.stdout
-    assert demo.stdout.count("[ok] ") == 5
-    assert "FAILED" not in demo.stdout
+def assert_every_promise_kept(output: str) -> None:
+    assert "every promise kept" in output
+    assert output.count("[ok] ") == 5
+    assert "FAILED" not in output
 
 
-def test_the_timeline_shows_the_log_commands_lines(demo: DemoRun) -> None:
+def assert_timeline_of_log_lines(output: str) -> None:
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  "
     for kind in ("server.joined", "job.queued", "job.claimed", "job.finished"):
-        assert re.search(stamp + r"[0-9a-f]{8}  " + re.escape(kind), demo.stdout)
-    assert re.search(
-        r"job\.requeued .* requeued for attempt 2 \(was build\d\)", demo.stdout
-    )
-    assert re.search(r"message\.received .* -> build\d: ping", demo.stdout)
-    assert re.search(r"message\.received .* -> build\d: Re: ping", demo.stdout)
-    assert re.search(r"operator -> all: hello fleet", demo.stdout)
+        assert re.search(stamp + r"[0-9a-f]{8}  " + re.escape(kind), output), kind
+    assert re.search(r"job\.requeued .* requeued for attempt 2 \(was build\d\)", output)
+    assert re.search(r"message\.received .* -> build\d: ping", output)
+    assert re.search(r"message\.received .* -> build\d: Re: ping", output)
+    assert re.search(r"operator -> all: hello fleet", output)
 
 
-def test_the_killed_server_is_seen_stale_then_back_by_both_others(
-    demo: DemoRun,
-) -> None:
-    [victim] = re.findall(r"== (build\d) killed", demo.stdout)
-    stale = re.findall(rf"(build\d)\s+server\.stale\s+{victim}", demo.stdout)
-    back = re.findall(rf"(build\d)\s+server\.recovered\s+{victim}", demo.stdout)
+def assert_victim_seen_stale_then_back(output: str) -> None:
+    [victim] = re.findall(r"== (build\d) killed", output)
+    stale = re.findall(rf"(build\d)\s+server\.stale\s+{victim}", output)
+    back = re.findall(rf"(build\d)\s+server\.recovered\s+{victim}", output)
     others = {"build1", "build2", "build3"} - {victim}
     assert set(stale) == others
     assert set(back) == others
-
-
-def test_the_demo_ends_with_the_fleet_view_and_leaves_nothing_behind(
-    demo: DemoRun,
-) -> None:
-    assert re.search(r"Fleet \w+ as seen by build\d", demo.stdout)
-    assert "Jobs: 4 completed" in demo.stdout
-    assert list(demo.scratch.iterdir()) == []
-    assert _processes_under(demo.scratch) == []
 
 
 def test_keep_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:

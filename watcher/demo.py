@@ -26,6 +26,8 @@ from watcher.demopromises import Check, Plan, check_promises
 from watcher.demotimeline import Timeline
 from watcher.errors import WatcherError
 from watcher.fleet import FleetView, load_fleet
+from watcher.gitrepo import resolve_commit
+from watcher.history import is_ancestor
 from watcher.judgement import VIEW_FILE
 
 SERVERS = ("build1", "build2", "build3")
@@ -168,8 +170,13 @@ class Demo:
         return [node for node in SERVERS if node != self.plan.victim]
 
     def fleet_view(self) -> FleetView:
-        """The fleet as a survivor's daemon judges it (its saved liveness view)."""
+        """The fleet as a survivor's daemon judges it (its saved liveness view),
+        once that daemon has fetched everything the timeline showed."""
         observer = self.survivors()[0]
+        self.wait(
+            f"{observer} fetches the last commits",
+            lambda: self.has_fetched(observer, self.timeline.tip()),
+        )
         config = load_config(
             str(self.paths.checkout(observer)),
             observer,
@@ -177,6 +184,11 @@ class Demo:
             environ={},
         )
         return load_fleet(config)
+
+    def has_fetched(self, node: str, commit: str | None) -> bool:
+        checkout = self.paths.checkout(node)
+        fetched = resolve_commit(checkout, "refs/remotes/origin/main")
+        return bool(commit and fetched and is_ancestor(checkout, commit, fetched))
 
     # Acting and waiting.
 

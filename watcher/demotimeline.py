@@ -106,6 +106,10 @@ class Timeline:
 
     # Questions the demo asks.
 
+    def tip(self) -> str | None:
+        """The last commit replayed."""
+        return self.snapshot.commit if self.snapshot else None
+
     def documents(self) -> Mapping[str, Any]:
         return self.snapshot.documents if self.snapshot else {}
 

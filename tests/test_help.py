@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 from tests.test_readme import first_column, readme_section
 from watcher.commands import BY_NAME, COMMANDS
+from watcher.main import build_parser
 
 CLI = [sys.executable, "-m", "watcher"]
 
@@ -91,3 +93,35 @@ def test_the_completion_offers_commands_in_bash(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.split()) == ["send", "status", "submit"]
+
+
+def test_every_option_and_argument_of_every_command_is_explained() -> None:
+    unexplained = []
+    for spec in COMMANDS:
+        parser = build_parser(spec.name)
+        for path, action in _actions(_subparser(parser, spec.name), spec.name):
+            if not action.help:
+                unexplained.append(f"{path} {action.option_strings or action.dest}")
+
+    assert unexplained == []
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    [commands] = [
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    ]
+    chosen: argparse.ArgumentParser = commands.choices[name]
+    return chosen
+
+
+def _actions(
+    parser: argparse.ArgumentParser, path: str
+) -> list[tuple[str, argparse.Action]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                found += _actions(subparser, f"{path} {name}")
+        elif not isinstance(action, argparse._HelpAction):
+            found.append((path, action))
+    return found

@@ -17,6 +17,7 @@ from watcher.errors import EXIT_INTERRUPTED, EXIT_USAGE, WatcherError
 
 PROG = "build-watcher"
 _GLOBAL_OPTIONS_WITH_VALUE = {"--repo", "--node", "--config", "--log-format"}
+FORMAT_HELP = "text for people (the default) or json for scripts"
 
 
 def build_parser(selected: str | None) -> argparse.ArgumentParser:
@@ -33,7 +34,18 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
         )
         if spec.name == selected:
             load_command(spec.name).add_arguments(sub)
+            explain_format(sub)
     return parser
+
+
+def explain_format(parser: argparse.ArgumentParser) -> None:
+    """`--format` means the same in every command (and its subcommands): say so once."""
+    for action in parser._actions:
+        if "--format" in action.option_strings and not action.help:
+            action.help = FORMAT_HELP
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                explain_format(subparser)
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:

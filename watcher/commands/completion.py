@@ -43,7 +43,9 @@ _GLOBALS = "--repo --node --config --log-format --verbose --quiet --help --versi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("shell", nargs="?", default="bash", choices=("bash",))
+    parser.add_argument(
+        "shell", nargs="?", default="bash", choices=("bash",), help="only bash so far"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

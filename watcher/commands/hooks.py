@@ -22,7 +22,9 @@ uninstall: remove them and put back any hook they had chained.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("action", choices=("install", "uninstall"))
+    parser.add_argument(
+        "action", choices=("install", "uninstall"), help="what to do (see above)"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 

@@ -11,7 +11,9 @@ HELP = "mark messages as read by this server"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("message_ids", nargs="+", metavar="MESSAGE_ID")
+    parser.add_argument(
+        "message_ids", nargs="+", metavar="MESSAGE_ID", help="a message to mark read"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 

@@ -25,13 +25,22 @@ HELP = "send a message to a server or to all"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, metavar="ID|all", help="recipient")
-    parser.add_argument("--subject", required=True, metavar="TEXT")
+    parser.add_argument("--subject", required=True, metavar="TEXT", help="one line")
     body = parser.add_mutually_exclusive_group()
     body.add_argument("--body", metavar="TEXT", help="default: standard input")
     body.add_argument("--body-file", metavar="FILE", help="read the body from FILE")
-    parser.add_argument("--type", choices=MESSAGE_TYPES, default="info")
-    parser.add_argument("--priority", choices=PRIORITIES, default="normal")
-    parser.add_argument("--reply-to", metavar="MESSAGE_ID")
+    parser.add_argument(
+        "--type",
+        choices=MESSAGE_TYPES,
+        default="info",
+        help="default info; a request with the subject ping is answered automatically",
+    )
+    parser.add_argument(
+        "--priority", choices=PRIORITIES, default="normal", help="default normal"
+    )
+    parser.add_argument(
+        "--reply-to", metavar="MESSAGE_ID", help="the message this one answers"
+    )
     parser.add_argument(
         "--allow-secret",
         action="store_true",

@@ -12,6 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import git
+from watcher.demo import Demo, DemoFailed
+from watcher.demofleet import FleetPaths
 from watcher.demopromises import Plan, check_promises
 from watcher.demotimeline import Timeline
 from watcher.documents import Snapshot
@@ -139,3 +142,20 @@ def _processes_under(root: Path) -> list[int]:
         if cwd and Path(cwd).is_relative_to(root):
             found.append(process.pid)
     return found
+
+
+def test_a_wait_past_its_deadline_fails_the_demo_saying_what_did_not_happen(
+    tmp_path: Path,
+) -> None:
+    paths = FleetPaths(tmp_path)
+    git("init", "--quiet", "--bare", str(paths.remote), cwd=tmp_path)
+    demo = Demo(paths, lambda line: None)
+
+    with pytest.raises(DemoFailed) as failure:
+        demo.wait("the takeover", lambda: False, timeout=0.3)
+
+    assert failure.value.message == (
+        "the demo failed: the takeover did not happen within 0.3 s"
+    )
+    assert failure.value.exit_code == 1
+    assert "--keep DIR" in (failure.value.hint or "")

@@ -308,15 +308,18 @@ def _command_line(candidate: psutil.Process) -> list[str]:
         return []
 
 
-def remove_stragglers(root: Path) -> list[int]:
-    """Kill any process still working under `root` (a build orphaned by a kill)."""
+def remove_stragglers(paths: FleetPaths) -> list[int]:
+    """Kill what the demo started and still runs (a build orphaned by a kill).
+
+    Those processes, and only those, carry the demo's private HOME: a person's
+    shell sitting in a kept directory is left alone.
+    """
     killed = []
-    for candidate in psutil.process_iter(["cwd"]):
-        cwd = candidate.info.get("cwd")
-        if cwd and Path(cwd).is_relative_to(root) and candidate.pid != os.getpid():
-            try:
-                candidate.kill()
-                killed.append(candidate.pid)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
+    for candidate in psutil.process_iter(["environ"]):
+        environ = candidate.info.get("environ") or {}
+        if environ.get("HOME") != str(paths.home) or candidate.pid == os.getpid():
+            continue
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            candidate.kill()
+            killed.append(candidate.pid)
     return killed

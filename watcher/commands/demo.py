@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from watcher.demo import run_demo
-    from watcher.demofleet import remove_stragglers
+    from watcher.demofleet import FleetPaths, remove_stragglers
 
     root = _directory(args.keep)
     say(f"build-watcher demo in {root}")
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_demo(root, say)
     finally:
-        remove_stragglers(root)
+        remove_stragglers(FleetPaths(root))
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
     say(render_report(report, root if args.keep else None))

@@ -143,7 +143,9 @@ def wait_ready(log: Path, offset: int, process: subprocess.Popen[bytes]) -> None
         if any(is_ready(record) for record in read_records(log, offset)):
             return
         if process.poll() is not None:
-            raise RuntimeError(f"the daemon exited with {process.returncode}; see {log}")
+            raise RuntimeError(
+                f"the daemon exited with {process.returncode}; see {log}"
+            )
         time.sleep(0.1)
     raise RuntimeError(f"the daemon was not ready within {READY_TIMEOUT} s; see {log}")
 

@@ -18,16 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watcher.documents import dump_document
-from watcher.ids import new_id
-from watcher.layout import JOBS_PATH, MESSAGES_PATH, status_path
-from watcher.timestamps import format_timestamp, now_utc
-
 from chaoslib.daemons import Daemons
 from chaoslib.fleet import Fleet, git
 from chaoslib.plan import FaultKind, FaultSpec
 from chaoslib.remote import Remote
 from chaoslib.workload import Ledger, submit_burst
+from watcher.documents import dump_document
+from watcher.ids import new_id
+from watcher.layout import JOBS_PATH, MESSAGES_PATH, status_path
+from watcher.timestamps import format_timestamp, now_utc
 
 FINISHED = ("completed", "failed", "cancelled")
 LOCK_PATIENCE = 45.0
@@ -118,7 +117,9 @@ class Injector:
         paths = {node: self.fleet.log_path(node) for node in self.fleet.plan.servers}
         return {n: p.stat().st_size if p.exists() else 0 for n, p in paths.items()}
 
-    def _recovered_when(self, record: FaultRecord, condition: Callable[[], bool]) -> None:
+    def _recovered_when(
+        self, record: FaultRecord, condition: Callable[[], bool]
+    ) -> None:
         if until(condition, self.patience):
             record.recovered = self.clock()
 
@@ -130,7 +131,9 @@ class Injector:
         record.target = node
         running = self._running_on(node)
         pid = self.daemons.kill(node)
-        record.notes.append(f"killed pid {pid} while it ran {sorted(running) or 'nothing'}")
+        record.notes.append(
+            f"killed pid {pid} while it ran {sorted(running) or 'nothing'}"
+        )
         time.sleep(record.spec.duration)
         seconds = self.daemons.restart(node)
         record.resolved = self.clock()
@@ -219,7 +222,9 @@ class Injector:
         target = self.fleet.checkouts[node] / path
         data = target.read_bytes()
         target.write_bytes(data[: max(1, len(data) // 2)])
-        record.notes.append(f"{path} cut to {max(1, len(data) // 2)} of {len(data)} bytes")
+        record.notes.append(
+            f"{path} cut to {max(1, len(data) // 2)} of {len(data)} bytes"
+        )
         time.sleep(record.spec.duration)
         self._person(node, record, "checkout", "--", path)
         record.resolved = self.clock()
@@ -232,8 +237,11 @@ class Injector:
     def _contains(self, node: str, commit: str | None) -> bool:
         checkout = self.fleet.checkouts[node]
         args = ("merge-base", "--is-ancestor", str(commit), "HEAD")
-        return commit is not None and self.fleet.person_git(node, *args).returncode == 0 \
+        return (
+            commit is not None
+            and self.fleet.person_git(node, *args).returncode == 0
             and checkout.is_dir()
+        )
 
     def _person(self, node: str, record: FaultRecord, *args: str) -> int:
         """git as the person types it, again while another git holds index.lock."""
@@ -288,7 +296,9 @@ class Injector:
         record.resolved = self.clock()
         self._recovered_when(record, lambda: self._all_finished(ids))
         for job in self.remote.jobs():
-            if job.get("id") in ids and not (job.get("status") == "failed" and job.get("reason")):
+            if job.get("id") in ids and not (
+                job.get("status") == "failed" and job.get("reason")
+            ):
                 record.problems.append(f"hostile job ended {job.get('status')}: {job}")
 
     def _all_finished(self, ids: list[str]) -> bool:
@@ -300,14 +310,23 @@ class Injector:
         scratch = self.fleet.root / "intruder"
         env = self.fleet.env()
         if not scratch.exists():
-            git("clone", "-q", str(self.fleet.remote), str(scratch), cwd=self.fleet.root, env=env)
+            git(
+                "clone",
+                "-q",
+                str(self.fleet.remote),
+                str(scratch),
+                cwd=self.fleet.root,
+                env=env,
+            )
         ids = [new_id("job") for _ in branches]
         for _ in range(50):
             git("fetch", "-q", "origin", "main", cwd=scratch, env=env)
             git("reset", "-q", "--hard", "origin/main", cwd=scratch, env=env)
             document = (scratch / JOBS_PATH).read_text()
             jobs = json.loads(document)
-            jobs["jobs"] += [_hostile(job_id, b) for job_id, b in zip(ids, branches, strict=True)]
+            jobs["jobs"] += [
+                _hostile(job_id, b) for job_id, b in zip(ids, branches, strict=True)
+            ]
             (scratch / JOBS_PATH).write_bytes(dump_document(jobs))
             git("commit", "-qam", "Add two jobs", cwd=scratch, env=env)
             git("push", "-q", "origin", "HEAD:main", cwd=scratch, env=env, check=False)
@@ -356,7 +375,9 @@ class Injector:
         record.notes.append(f"pushes per submission: min {tries[0]}, max {tries[-1]}")
         record.resolved = self.clock()
         ids = {s.record_id for s in submissions if s.code == 0}
-        self._recovered_when(record, lambda: ids <= {j.get("id") for j in self.remote.jobs()})
+        self._recovered_when(
+            record, lambda: ids <= {j.get("id") for j in self.remote.jobs()}
+        )
 
     # The wall clock of one server's processes jumps (hours, either way) and is
     # set right again later. Nothing may change: no peer judges it stale.
@@ -370,9 +391,13 @@ class Injector:
         moved = self.remote.heartbeat_refs().get(node) != before
         self.fleet.clock_file.write_text("0\n")
         record.resolved = record.recovered = self.clock()
-        record.notes.append(f"jumped by {record.spec.offset:+.0f} s for {record.spec.duration} s")
+        record.notes.append(
+            f"jumped by {record.spec.offset:+.0f} s for {record.spec.duration} s"
+        )
         if not moved:
-            record.problems.append(f"{node} published no heartbeat while its clock was off")
+            record.problems.append(
+                f"{node} published no heartbeat while its clock was off"
+            )
 
 
 def _hostile(job_id: str, branch: str) -> dict[str, object]:

@@ -21,10 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaoslib.plan import JOB_TYPES, Plan
 from watcher.documents import dump_document
 from watcher.layout import BUILD_CONFIG_PATH, empty_documents
-
-from chaoslib.plan import JOB_TYPES, Plan
 
 JOB_SCRIPT = """\
 import os, random, sys, time
@@ -85,7 +84,8 @@ if _PATH:
 
         @classmethod
         def utcnow(cls):
-            return cls.fromtimestamp(_shifted_time(), _datetime.UTC).replace(tzinfo=None)
+            moment = cls.fromtimestamp(_shifted_time(), _datetime.UTC)
+            return moment.replace(tzinfo=None)
 
         @classmethod
         def today(cls):
@@ -122,7 +122,9 @@ class CliResult:
         return value if isinstance(value, dict) else {}
 
 
-def git(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
+def git(
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> str:
     completed = subprocess.run(
         ["git", *args],
         cwd=cwd,
@@ -182,7 +184,16 @@ class Fleet:
 
     def _seed_remote(self, source: Path) -> None:
         env = self.env()
-        git("init", "-q", "--bare", "-b", "main", str(self.remote), cwd=self.root, env=env)
+        git(
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            str(self.remote),
+            cwd=self.root,
+            env=env,
+        )
         work = self.root / "seed"
         git("init", "-q", "-b", "main", str(work), cwd=self.root, env=env)
         documents = dict(empty_documents())
@@ -262,7 +273,11 @@ class Fleet:
         )
         seconds = time.monotonic() - started
         return CliResult(
-            tuple(args), completed.returncode, completed.stdout, completed.stderr, seconds
+            tuple(args),
+            completed.returncode,
+            completed.stdout,
+            completed.stderr,
+            seconds,
         )
 
     def person_git(self, node: str, *args: str) -> subprocess.CompletedProcess[str]:

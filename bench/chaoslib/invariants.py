@@ -24,13 +24,19 @@ PHRASES: dict[FaultKind, str] = {
     FaultKind.OUTAGE: r"cannot be reached|unreachable|offline|not published|queued",
     FaultKind.INDEX_LOCK: r"index\.lock",
     FaultKind.BROKEN_EDIT: r"edited in the checkout|not committed",
-    FaultKind.CONFLICT_MARKERS: r"conflict marker|does not have|remote lacks|not committed",
+    FaultKind.CONFLICT_MARKERS: (
+        r"conflict marker|does not have|remote lacks|not committed"
+    ),
     FaultKind.MALICIOUS_JOB: r"job refused|not a valid branch|read as an option",
     FaultKind.CREDENTIAL: r"credential|secret|password|token",
     FaultKind.CLOCK_JUMP: r"clock",
 }
 # Faults a person meets at the command line: the command's error is the evidence.
-SEEN_AT_COMMAND = {FaultKind.CREDENTIAL, FaultKind.MALICIOUS_JOB, FaultKind.CONFLICT_MARKERS}
+SEEN_AT_COMMAND = {
+    FaultKind.CREDENTIAL,
+    FaultKind.MALICIOUS_JOB,
+    FaultKind.CONFLICT_MARKERS,
+}
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,13 @@ def check_jobs_end_once(data: RunData) -> Check:
     doubled = sorted(job_id for job_id, n in counts.items() if n > 1)
     unknown = sorted(set(counts) - expected)
     unfinished = sorted(
-        f"{job_id} {job.get('status')}" for job_id, job in by_id.items()
+        f"{job_id} {job.get('status')}"
+        for job_id, job in by_id.items()
         if job.get("status") not in FINISHED
     )
     silent = sorted(
-        job_id for job_id, job in by_id.items()
+        job_id
+        for job_id, job in by_id.items()
         if job.get("status") == "failed" and not job.get("reason")
     )
     problems = [
@@ -99,20 +107,28 @@ def check_jobs_end_once(data: RunData) -> Check:
     problems = [p for p in problems if p]
     states = Counter(str(job.get("status")) for job in data.remote_jobs)
     detail = "; ".join(problems) or f"{len(expected)} jobs: {dict(states)}"
-    return Check("every job ended exactly once (completed, failed or cancelled)",
-                 not problems, detail)
+    return Check(
+        "every job ended exactly once (completed, failed or cancelled)",
+        not problems,
+        detail,
+    )
 
 
 def check_ran_once(data: RunData) -> Check:
     twice = sorted(f"{job} x{n}" for job, n in data.completions.items() if n > 1)
-    completed = [str(j.get("id")) for j in data.remote_jobs if j.get("status") == "completed"]
+    completed = [
+        str(j.get("id")) for j in data.remote_jobs if j.get("status") == "completed"
+    ]
     unrun = sorted(job_id for job_id in completed if data.completions[job_id] == 0)
     problems = []
     if twice:
         problems.append(f"ran to completion more than once: {_shown(twice)}")
     if unrun:
         problems.append(f"completed without its script finishing: {_shown(unrun)}")
-    detail = "; ".join(problems) or f"{sum(data.completions.values())} completions, none twice"
+    detail = (
+        "; ".join(problems)
+        or f"{sum(data.completions.values())} completions, none twice"
+    )
     return Check("no job ran to completion twice", not problems, detail)
 
 
@@ -123,7 +139,8 @@ def check_messages_once(data: RunData) -> Check:
     doubled = sorted(m for m in set(sent) if counts[m] > 1)
     replies = Counter(
         (record.get("reply_to"), record.get("from"))
-        for record in data.remote_messages if record.get("automated") is True
+        for record in data.remote_messages
+        if record.get("automated") is True
     )
     echoes = sorted(f"{key} x{n}" for key, n in replies.items() if n > 1)
     problems = [
@@ -133,7 +150,8 @@ def check_messages_once(data: RunData) -> Check:
     ]
     problems = [p for p in problems if p]
     detail = "; ".join(problems) or (
-        f"{len(sent)} sent, each present once; {sum(replies.values())} automatic replies"
+        f"{len(sent)} sent, each present once; "
+        f"{sum(replies.values())} automatic replies"
     )
     return Check("every message sent is present once", not problems, detail)
 
@@ -148,13 +166,23 @@ def check_history(data: RunData) -> list[Check]:
     long = {node: n for node, n in counts.items() if n != 1}
     absent = sorted(set(data.fleet.plan.servers) - set(beats))
     return [
-        Check("every commit on main passes strict validation", not invalid,
-              _shown(shown) if invalid else f"{commits} commits"),
-        Check("history is linear", not merges,
-              f"merge commits: {_shown(merges)}" if merges else "no merge commits"),
-        Check("each heartbeat branch holds one commit", not long and not absent,
-              f"longer: {long}; missing: {absent}" if long or absent
-              else f"{len(counts)} branches, one commit each"),
+        Check(
+            "every commit on main passes strict validation",
+            not invalid,
+            _shown(shown) if invalid else f"{commits} commits",
+        ),
+        Check(
+            "history is linear",
+            not merges,
+            f"merge commits: {_shown(merges)}" if merges else "no merge commits",
+        ),
+        Check(
+            "each heartbeat branch holds one commit",
+            not long and not absent,
+            f"longer: {long}; missing: {absent}"
+            if long or absent
+            else f"{len(counts)} branches, one commit each",
+        ),
     ]
 
 
@@ -168,11 +196,18 @@ def check_daemons(data: RunData) -> list[Check]:
                 crashes.append(f"{node}: {record.get('message')}")
     restarts = {n: s.starts - 1 for n, s in data.slots.items()}
     return [
-        Check("no daemon died for good", not unexpected and not unclean,
-              f"unexpected exits {unexpected}; unclean stops {unclean}"
-              if unexpected or unclean else f"restarts {restarts}; every stop exit 0"),
-        Check("no handler crashed with a traceback", not crashes,
-              _shown(crashes) if crashes else "none in any log"),
+        Check(
+            "no daemon died for good",
+            not unexpected and not unclean,
+            f"unexpected exits {unexpected}; unclean stops {unclean}"
+            if unexpected or unclean
+            else f"restarts {restarts}; every stop exit 0",
+        ),
+        Check(
+            "no handler crashed with a traceback",
+            not crashes,
+            _shown(crashes) if crashes else "none in any log",
+        ),
     ]
 
 
@@ -180,7 +215,9 @@ def fault_logged(fleet: Fleet, record: FaultRecord) -> bool:
     """A WARNING or worse matching the fault's phrase, in its window, or the error
     the command printed to the person who ran it."""
     pattern = re.compile(PHRASES[record.kind], re.IGNORECASE)
-    if record.kind in SEEN_AT_COMMAND and any(pattern.search(e) for e in record.evidence):
+    if record.kind in SEEN_AT_COMMAND and any(
+        pattern.search(e) for e in record.evidence
+    ):
         return True
     for node, start in record.marks.items():
         end = record.end_marks.get(node)
@@ -194,16 +231,27 @@ def fault_logged(fleet: Fleet, record: FaultRecord) -> bool:
 
 def check_faults(data: RunData) -> list[Check]:
     logged = [r for r in data.faults if r.kind in PHRASES]
-    silent = [f"#{r.spec.key} {r.kind.value} on {r.target}" for r in logged
-              if not fault_logged(data.fleet, r)]
-    broken = [f"#{r.spec.key} {r.kind.value} on {r.target}: {'; '.join(r.problems)}"
-              for r in data.faults if r.problems]
+    silent = [
+        f"#{r.spec.key} {r.kind.value} on {r.target}"
+        for r in logged
+        if not fault_logged(data.fleet, r)
+    ]
+    broken = [
+        f"#{r.spec.key} {r.kind.value} on {r.target}: {'; '.join(r.problems)}"
+        for r in data.faults
+        if r.problems
+    ]
     return [
-        Check("each fault shows at WARNING or above (or as the command's error)",
-              not silent, f"not shown: {_shown(silent)}" if silent
-              else f"{len(logged)} faults shown"),
-        Check("each fault was survived and recovered from", not broken,
-              _shown(broken) if broken else f"{len(data.faults)} faults"),
+        Check(
+            "each fault shows at WARNING or above (or as the command's error)",
+            not silent,
+            f"not shown: {_shown(silent)}" if silent else f"{len(logged)} faults shown",
+        ),
+        Check(
+            "each fault was survived and recovered from",
+            not broken,
+            _shown(broken) if broken else f"{len(data.faults)} faults",
+        ),
     ]
 
 
@@ -214,22 +262,36 @@ def check_security(data: RunData) -> list[Check]:
     leaked = [sha for sha in data.findings.local_commits if remote.has_object(sha)]
     owned = data.findings.owned
     return [
-        Check("nothing was executed from the malicious jobs", not owned.exists(),
-              f"{owned} exists" if owned.exists() else f"{owned} absent"),
-        Check("the credential never reached the remote", not holding,
-              f"objects holding it: {_shown(holding)}" if holding
-              else f"{len(needles)} secrets, in no object of the remote"),
-        Check("commits a person made by hand stayed local", not leaked,
-              f"on the remote: {leaked}" if leaked
-              else f"{len(data.findings.local_commits)} local commits, none pushed"),
+        Check(
+            "nothing was executed from the malicious jobs",
+            not owned.exists(),
+            f"{owned} exists" if owned.exists() else f"{owned} absent",
+        ),
+        Check(
+            "the credential never reached the remote",
+            not holding,
+            f"objects holding it: {_shown(holding)}"
+            if holding
+            else f"{len(needles)} secrets, in no object of the remote",
+        ),
+        Check(
+            "commits a person made by hand stayed local",
+            not leaked,
+            f"on the remote: {leaked}"
+            if leaked
+            else f"{len(data.findings.local_commits)} local commits, none pushed",
+        ),
     ]
 
 
 def check_outboxes(data: RunData) -> Check:
     left = {n: len(data.fleet.outbox_entries(n)) for n in data.fleet.plan.servers}
     left = {n: count for n, count in left.items() if count}
-    return Check("every offline queue was emptied", not left,
-                 f"entries left: {left}" if left else "all empty")
+    return Check(
+        "every offline queue was emptied",
+        not left,
+        f"entries left: {left}" if left else "all empty",
+    )
 
 
 CHECKS: list[Callable[[RunData], Check | list[Check]]] = [

@@ -157,7 +157,9 @@ def make_plan(seed: int, mode: Mode) -> Plan:
     return Plan(seed, mode, servers, jobs, messages, faults, clock_server, kinds)
 
 
-def _jobs(rng: random.Random, mode: Mode, servers: tuple[str, ...]) -> tuple[JobSpec, ...]:
+def _jobs(
+    rng: random.Random, mode: Mode, servers: tuple[str, ...]
+) -> tuple[JobSpec, ...]:
     specs = []
     regular = mode.jobs - mode.burst
     for key in range(mode.jobs):

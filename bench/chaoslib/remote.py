@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaoslib.fleet import git
 from watcher.documents import read_blobs
 from watcher.layout import ARCHIVE_DIR, JOBS_PATH, MESSAGES_PATH, is_coordination_path
 from watcher.validation import Profile, check_document
-
-from chaoslib.fleet import git
 
 HEARTBEAT_REFS = "refs/heads/heartbeat/"
 
@@ -57,8 +56,12 @@ class Remote:
         return records
 
     def heartbeat_refs(self) -> dict[str, str]:
-        out = git("for-each-ref", "--format=%(refname) %(objectname)", HEARTBEAT_REFS,
-                  cwd=self.path)
+        out = git(
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            HEARTBEAT_REFS,
+            cwd=self.path,
+        )
         pairs = (line.split(" ") for line in out.splitlines() if line)
         return {name.removeprefix(HEARTBEAT_REFS): sha for name, sha in pairs}
 
@@ -70,14 +73,21 @@ class Remote:
 
     def has_object(self, sha: str) -> bool:
         completed = subprocess.run(
-            ["git", "cat-file", "-e", sha], cwd=self.path, capture_output=True, check=False
+            ["git", "cat-file", "-e", sha],
+            cwd=self.path,
+            capture_output=True,
+            check=False,
         )
         return completed.returncode == 0
 
     def commit_trailers(self, rev: str = "main") -> list[str]:
         """The `Build-Watcher-Operation` of every commit on `rev`."""
-        out = git("log", "--format=%(trailers:key=Build-Watcher-Operation,valueonly)",
-                  rev, cwd=self.path)
+        out = git(
+            "log",
+            "--format=%(trailers:key=Build-Watcher-Operation,valueonly)",
+            rev,
+            cwd=self.path,
+        )
         return [line.strip() for line in out.splitlines() if line.strip()]
 
     def invalid_versions(self, rev: str = "main") -> tuple[int, list[InvalidVersion]]:
@@ -103,9 +113,19 @@ class Remote:
 
     def _changes(self, rev: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
         """(commit, [(path, new blob)]) oldest first, following first parents."""
-        out = git("log", "--first-parent", "--reverse", "--root", "--raw", "--no-abbrev",
-                  "--no-renames", "--format=commit %H", rev, cwd=self.path)
-        commit, changes = "", []
+        out = git(
+            "log",
+            "--first-parent",
+            "--reverse",
+            "--root",
+            "--raw",
+            "--no-abbrev",
+            "--no-renames",
+            "--format=commit %H",
+            rev,
+            cwd=self.path,
+        )
+        commit, changes = "", list[tuple[str, str]]()
         for line in out.splitlines():
             if line.startswith("commit "):
                 if commit:
@@ -121,12 +141,19 @@ class Remote:
 
     def objects_containing(self, needles: list[bytes]) -> list[str]:
         """Ids of every object in the store (reachable or not) holding a needle."""
-        listing = git("cat-file", "--batch-all-objects", "--batch-check=%(objectname)",
-                      cwd=self.path).split()
+        listing = git(
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname)",
+            cwd=self.path,
+        ).split()
         found = []
         for start in range(0, len(listing), 500):
             chunk = listing[start : start + 500]
             contents = read_blobs(self.path, chunk)
-            found += [sha for sha, data in contents.items()
-                      if any(needle in data for needle in needles)]
+            found += [
+                sha
+                for sha, data in contents.items()
+                if any(needle in data for needle in needles)
+            ]
         return found

@@ -76,7 +76,9 @@ def _fault_rows(data: RunData) -> list[dict[str, Any]]:
                 "injected": len(records),
                 "recovered": len(times),
                 "recovery_min": min(times) if times else None,
-                "recovery_median": round(statistics.median(times), 2) if times else None,
+                "recovery_median": round(statistics.median(times), 2)
+                if times
+                else None,
                 "recovery_max": max(times) if times else None,
                 "targets": [r.target for r in records],
                 "notes": [note for r in records for note in r.notes],
@@ -96,7 +98,8 @@ def render(report: dict[str, Any]) -> str:
         f"{jobs['hostile']}",
         f"  jobs by final state               {_states(jobs['states'])}",
         f"  jobs per minute                   {jobs['per_minute']}",
-        f"  messages asked / accepted         {messages['asked']} / {messages['accepted']}"
+        f"  messages asked / accepted         {messages['asked']} / "
+        f"{messages['accepted']}"
         f"  (+{messages['automatic_replies']} automatic replies)",
         f"  pushes retried (daemons, commands) {report['pushes_retried']['daemons']}, "
         f"{report['pushes_retried']['commands']}",
@@ -125,11 +128,11 @@ def _fault_table(rows: list[dict[str, Any]]) -> str:
     lines = ["faults injected", header]
     for row in rows:
         spread = "/".join(
-            _seconds(row[key]) for key in ("recovery_min", "recovery_median", "recovery_max")
+            _seconds(row[key])
+            for key in ("recovery_min", "recovery_median", "recovery_max")
         )
-        lines.append(
-            f"  {row['kind']:<28} {row['injected']:>2} {row['recovered']:>3} {spread:>26}"
-        )
+        counts = f"{row['injected']:>2} {row['recovered']:>3}"
+        lines.append(f"  {row['kind']:<28} {counts} {spread:>26}")
         lines += [f"      ! {problem}" for problem in row["problems"]]
     return "\n".join(lines)
 

@@ -89,8 +89,14 @@ class Run:
         self.say(f"drained: {drained}; stopping the daemons")
         exits = self.daemons.stop_all()
         data = RunData.collect(
-            RunData(self.fleet, self.ledger, self.faults, self.injector.findings,
-                    self.daemons.slots, exits)
+            RunData(
+                self.fleet,
+                self.ledger,
+                self.faults,
+                self.injector.findings,
+                self.daemons.slots,
+                exits,
+            )
         )
         checks = run_checks(data)
         return report.compute(data, checks, seconds)

@@ -121,7 +121,9 @@ def cancel_job(fleet: Fleet, key: int, node: str, job_id: str) -> Submission:
 class Workload:
     """Two threads: one submits jobs (and cancels some), one sends messages."""
 
-    def __init__(self, fleet: Fleet, ledger: Ledger, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, fleet: Fleet, ledger: Ledger, clock: Callable[[], float]
+    ) -> None:
         self.fleet = fleet
         self.ledger = ledger
         self.clock = clock
@@ -154,7 +156,9 @@ class Workload:
             result = submit_job(self.fleet, spec)
             self.ledger.add("jobs", result)
             if spec.cancel_after is not None and result.record_id:
-                cancels.append((self.clock() + spec.cancel_after, spec, result.record_id))
+                cancels.append(
+                    (self.clock() + spec.cancel_after, spec, result.record_id)
+                )
         for moment, _, _ in cancels:
             self._wait_until(moment)
         self._cancel_due(cancels, everything=True)

@@ -3,10 +3,11 @@
 Each daemon is `python -m watcher --repo CHECKOUT --config FILE --log-format json
 watch`, its standard error appended to `logs/<server>.log` (a restart appends to
 the same file). Every process of one daemon's life carries `CHAOS_UNIT=<server>`
-in its environment, the way systemd puts a service's processes in one cgroup: the
+in its environment, the way systemd puts a service's processes in one cgroup. The
 builds a daemon started run in process groups of their own and outlive a `kill -9`
-of the daemon, and, as systemd does with `KillMode=mixed` before it restarts a
-failed unit, whatever is left of the unit is killed before the restart.
+of the daemon; by default the restarted daemon must stop them itself (as it must
+when it runs without systemd), and with `unit_cleanup` whatever is left of the
+unit is killed before the restart, as systemd's `KillMode=mixed` would.
 
 A daemon that exits without being told to is restarted (systemd's
 `Restart=on-failure`) and recorded: at the end, an unexpected exit is a failure.
@@ -44,7 +45,7 @@ class Slot:
 
 
 class Daemons:
-    def __init__(self, fleet: Fleet, *, unit_cleanup: bool = True) -> None:
+    def __init__(self, fleet: Fleet, *, unit_cleanup: bool = False) -> None:
         self.fleet = fleet
         self.unit_cleanup = unit_cleanup
         self.slots = {node: Slot(node) for node in fleet.plan.servers}

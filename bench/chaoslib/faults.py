@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from chaoslib.daemons import Daemons
 from chaoslib.fleet import Fleet, git
 from chaoslib.plan import FaultKind, FaultSpec
@@ -141,17 +143,21 @@ class Injector:
         self._recovered_when(record, lambda: not running & self._running_on(node))
 
     def _busy_server(self, preferred: str) -> str:
-        """A server with a build running (the preferred one if it has one)."""
+        """A server whose build script is running right now (from the build ledger:
+        started, not ended, process alive), the preferred one if it has one.
+
+        A build whose script has ended but whose finish is not pushed yet is not
+        "mid-build": killing then is another fault (see the report's notes).
+        """
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline:
-            busy = {job.get("assigned_to") for job in self._running()}
+            busy = builds_in_progress(self.fleet.ledger)
             if preferred in busy:
                 return preferred
-            candidates = sorted(n for n in busy if isinstance(n, str))
-            candidates = [n for n in candidates if self.daemons.is_running(n)]
+            candidates = sorted(n for n in busy if self.daemons.is_running(n))
             if candidates:
                 return self.rng.choice(candidates)
-            time.sleep(0.2)
+            time.sleep(0.1)
         return preferred
 
     def _running(self) -> list[dict[str, object]]:
@@ -235,13 +241,11 @@ class Injector:
         return (self.fleet.checkouts[node] / path).is_file()
 
     def _contains(self, node: str, commit: str | None) -> bool:
-        checkout = self.fleet.checkouts[node]
-        args = ("merge-base", "--is-ancestor", str(commit), "HEAD")
-        return (
-            commit is not None
-            and self.fleet.person_git(node, *args).returncode == 0
-            and checkout.is_dir()
-        )
+        """Whether `node`'s checkout has been brought along past `commit`."""
+        if commit is None:
+            return False
+        args = ("merge-base", "--is-ancestor", commit, "HEAD")
+        return self.fleet.person_git(node, *args).returncode == 0
 
     def _person(self, node: str, record: FaultRecord, *args: str) -> int:
         """git as the person types it, again while another git holds index.lock."""
@@ -398,6 +402,20 @@ class Injector:
             record.problems.append(
                 f"{node} published no heartbeat while its clock was off"
             )
+
+
+def builds_in_progress(ledger: Path) -> set[str]:
+    """Servers with a job script that started, has not ended, and still runs."""
+    if not ledger.exists():
+        return set()
+    running: dict[str, str] = {}
+    for line in ledger.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 5 and parts[1] == "start":
+            running[parts[3]] = parts[2]
+        elif len(parts) == 5:
+            running.pop(parts[3], None)
+    return {node for pid, node in running.items() if psutil.pid_exists(int(pid))}
 
 
 def _hostile(job_id: str, branch: str) -> dict[str, object]:

@@ -83,7 +83,7 @@ SHORT = Mode(
     servers=3,
     jobs=12,
     burst=0,
-    window=14.0,
+    window=12.0,
     messages=4,
     faults={
         FaultKind.KILL: 1,
@@ -93,7 +93,7 @@ SHORT = Mode(
         FaultKind.BROKEN_EDIT: 1,
     },
     drain_timeout=30.0,
-    recovery_timeout=20.0,
+    recovery_timeout=15.0,
     cancel_share=0.1,
 )
 
@@ -166,7 +166,9 @@ def _jobs(
         job_type = rng.choices(JOB_TYPES, JOB_WEIGHTS)[0].name
         is_burst = key >= regular
         at = 0.0 if is_burst else mode.window * 0.85 * key / max(1, regular)
-        cancel = rng.uniform(0.0, 2.0) if rng.random() < mode.cancel_share else None
+        cancel = rng.uniform(0.0, 1.5) if rng.random() < mode.cancel_share else None
+        if cancel is not None:
+            job_type = "slow"  # so that the cancel finds it queued or running
         specs.append(
             JobSpec(
                 key=key,
@@ -219,7 +221,9 @@ def _faults(
                 at=round(at, 3),
                 target=rng.choice(servers),
                 duration=round(_duration(rng, kind), 3),
-                fleet_wide=kind is FaultKind.OUTAGE and rng.random() < 0.34,
+                fleet_wide=kind is FaultKind.OUTAGE
+                and mode.name == "full"
+                and rng.random() < 0.34,
                 offset=rng.choice((7200.0, -5400.0, 86400.0)),
             )
         )

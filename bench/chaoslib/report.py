@@ -39,6 +39,10 @@ def compute(data: RunData, checks: list[Check], seconds: float) -> dict[str, Any
                 1 for m in data.remote_messages if m.get("automated") is True
             ),
         },
+        "cancels": {
+            "asked": len(data.ledger.cancels),
+            "accepted": sum(1 for s in data.ledger.cancels if s.code == 0),
+        },
         "pushes_retried": {
             "daemons": said["push refused"],
             "commands": sum(max(0, s.attempts - 1) for s in submissions),
@@ -101,6 +105,8 @@ def render(report: dict[str, Any]) -> str:
         f"  messages asked / accepted         {messages['asked']} / "
         f"{messages['accepted']}"
         f"  (+{messages['automatic_replies']} automatic replies)",
+        f"  cancels asked / accepted          {report['cancels']['asked']} / "
+        f"{report['cancels']['accepted']}",
         f"  pushes retried (daemons, commands) {report['pushes_retried']['daemons']}, "
         f"{report['pushes_retried']['commands']}",
         f"  operations replayed from offline  {report['offline_replays']}",

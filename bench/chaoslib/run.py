@@ -33,9 +33,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="where to build the fleet")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
-        "--no-unit-cleanup",
+        "--unit-cleanup",
         action="store_true",
-        help="after kill -9, leave the daemon's builds running (no systemd cgroup)",
+        help="after kill -9, kill the daemon's leftover builds before the restart, "
+        "as systemd's cgroup would (default: leave them to the restarted daemon)",
     )
     return parser.parse_args(argv)
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     owned = Path(f"/tmp/owned-{seed}")
     owned.unlink(missing_ok=True)
-    result = Run(plan, root, unit_cleanup=not args.no_unit_cleanup).execute()
+    result = Run(plan, root, unit_cleanup=args.unit_cleanup).execute()
     print(json.dumps(result, indent=2) if args.json else report.render(result))
     if result["ok"] and not args.keep:
         shutil.rmtree(root, ignore_errors=True)

@@ -250,7 +250,10 @@ class Fleet:
         env["HOME"] = str(self.home)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         if node is not None and node == self.plan.clock_server:
-            env["PYTHONPATH"] = str(self.root / "clockshim")
+            inherited = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(self.root / "clockshim"), *inherited]
+            )
             env["CHAOS_CLOCK_OFFSET_FILE"] = str(self.clock_file)
         return env
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ import pytest
 from loguru import logger
 
 from tests.conftest import Fleet, git
-from watcher.config import Config, HandlerCommand
+from watcher.config import Config, HandlerCommand, JobType
 from watcher.daemon import Daemon
 from watcher.errors import UsageError, WatcherError
 from watcher.events import Event, EventKind
@@ -98,11 +99,14 @@ def start(fleet: Fleet) -> Iterator[Callable[..., Running]]:
     running: list[Running] = []
 
     def make(
-        node: str = "build1", recorder: Recorder | None = None, **settings: Any
+        node: str = "build1",
+        recorder: Recorder | None = None,
+        features: tuple[str, ...] = (),
+        **settings: Any,
     ) -> Running:
         checkout = fleet.checkouts.get(node) or fleet.clone(node)
         config = Config(repo=checkout, node=node, poll_interval=0.3, kill_grace=2.0)
-        daemon = Daemon(replace(config, **settings), features=())
+        daemon = Daemon(replace(config, **settings), features=features)
         if recorder is not None:
             for kind in EventKind:
                 daemon.add_handler(kind, recorder)
@@ -253,6 +257,25 @@ def test_own_commits_come_back_once_and_are_marked_own(
     [own] = [e for e in recorder.events if e.subject == request.job_id]
     assert running.daemon.is_own(own)
     assert recorder.subjects().count(request.job_id) == 1
+
+
+def test_the_workers_claim_and_finish_are_marked_own(
+    fleet: Fleet, start: Callable[..., Running]
+) -> None:
+    recorder = Recorder()
+    quick = JobType("quick", (sys.executable, "-c", "pass"))
+    running = start(
+        "build1", recorder, features=("watcher.worker",), job_types={"quick": quick}
+    )
+    checkout = fleet.clone("build2")
+    request = SubmitJob(type="quick", branch="main")
+    assert transact(Config(repo=checkout, node="build2"), request).is_done
+
+    eventually(lambda: request.job_id in recorder.subjects(EventKind.JOB_FINISHED))
+    [claimed] = [e for e in recorder.events if e.kind is EventKind.JOB_CLAIMED]
+    [finished] = [e for e in recorder.events if e.kind is EventKind.JOB_FINISHED]
+    assert claimed.subject == request.job_id
+    assert running.daemon.is_own(claimed) and running.daemon.is_own(finished)
 
 
 def test_the_checkout_follows_the_shared_branch_without_edit_reports(

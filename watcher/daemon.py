@@ -108,9 +108,13 @@ class Daemon:
     def add_shutdown(self, task: Task) -> None:
         self._shutdown.append(task)
 
-    def transact(self, operation: Operation) -> Outcome:
-        """A transaction on the shared branch; its commit is noted as our own."""
-        outcome = transact(self.config, operation)
+    def transact(self, operation: Operation, *, offline_ok: bool = True) -> Outcome:
+        """A transaction on the shared branch; its commit is noted as our own.
+
+        `offline_ok` False: fail instead of queueing when the remote is away (a
+        claim replayed later would hold a job nobody here runs).
+        """
+        outcome = transact(self.config, operation, offline_ok=offline_ok)
         if outcome.commit is not None and outcome.is_done:
             self._own_commits.append(outcome.commit)
             self.post(Hint(HintKind.REFS))

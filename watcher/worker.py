@@ -50,7 +50,7 @@ from watcher.leftovers import stop_leftover_builds
 from watcher.liveness import Liveness
 from watcher.recipes import runnable_types
 from watcher.timestamps import now_utc
-from watcher.transaction import Operation, Outcome, OutcomeStatus, transact
+from watcher.transaction import Operation, Outcome, OutcomeStatus
 
 if TYPE_CHECKING:
     from watcher.daemon import Daemon
@@ -331,7 +331,7 @@ def install(daemon: Daemon) -> None:
         lambda: daemon.config,
         lambda: daemon.snapshot,
         daemon.transact,
-        lambda operation: transact(daemon.config, operation, offline_ok=False),
+        lambda operation: daemon.transact(operation, offline_ok=False),
     )
     daemon.add_handler(EventKind.JOB_QUEUED, worker.on_job_queued)
     for kind in JOB_CHANGES:

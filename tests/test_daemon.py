@@ -21,13 +21,14 @@ import pytest
 from loguru import logger
 
 from tests.conftest import Fleet, git
+from watcher import outbox
 from watcher.config import Config, HandlerCommand, JobType
 from watcher.daemon import Daemon
 from watcher.errors import UsageError, WatcherError
 from watcher.events import Event, EventKind
 from watcher.joblist import SubmitJob
 from watcher.sdnotify import SystemdNotifier
-from watcher.transaction import transact
+from watcher.transaction import OutcomeStatus, transact
 from watcher.wake import notify_daemon
 
 
@@ -302,6 +303,23 @@ def test_an_unreachable_remote_at_start_is_a_warning_not_a_failure(
     start("build1")
 
     assert any("cannot be reached" in r["message"] for r in warnings_in(log))
+
+
+def test_an_operation_queued_offline_lands_once_the_remote_is_back(
+    fleet: Fleet, start: Callable[..., Running]
+) -> None:
+    running = start("build1")
+    checkout = running.daemon.config.repo
+    away = fleet.remote.with_name("away.git")
+    fleet.remote.rename(away)
+    request = SubmitJob(type="build", branch="main")
+
+    queued = transact(Config(repo=checkout, node="build1"), request)
+    assert queued.status is OutcomeStatus.QUEUED
+    away.rename(fleet.remote)
+
+    eventually(lambda: request.job_id in fleet.remote_file("coordination/jobs.json"))
+    eventually(lambda: not outbox.has_entries(running.daemon.config))
 
 
 def test_a_second_daemon_on_the_same_checkout_is_refused(

@@ -26,6 +26,7 @@ from types import FrameType
 
 from loguru import logger
 
+from watcher import outbox
 from watcher.commandhandler import CommandHandler, build_handlers
 from watcher.config import Config
 from watcher.dispatcher import Dispatcher, Handler, Task, call_safely
@@ -39,7 +40,7 @@ from watcher.poller import RemotePoller
 from watcher.progress import Progress, progress_path
 from watcher.sdnotify import SystemdNotifier
 from watcher.sources import FilesystemSource
-from watcher.transaction import Operation, Outcome, transact
+from watcher.transaction import Operation, Outcome, flush_outbox, transact
 from watcher.wake import WakeListener
 from watcher.watchplan import WatchPlan
 
@@ -83,7 +84,7 @@ class Daemon:
         self.dispatcher = Dispatcher(
             self._hints, self.follower, self.edits, self.reload, self.stopping
         )
-        self.poller = RemotePoller(lambda: self.config, self.post)
+        self.poller = RemotePoller(lambda: self.config, self.post, self._flush_outbox)
         excluded = (config.state_path, config.workspace_path)
         plan = WatchPlan.for_checkout(config.repo, excluded)
         self.filesystem = FilesystemSource(plan, self.post, quiet=settle_quiet)
@@ -119,6 +120,24 @@ class Daemon:
             self._own_commits.append(outcome.commit)
             self.post(Hint(HintKind.REFS))
         return outcome
+
+    def _flush_outbox(self) -> None:
+        """Land what waits in the offline queue (after each fetch that worked).
+
+        Runs on the poller's thread; it stops at the first entry the remote is
+        unreachable for, and an empty queue costs one directory listing.
+        """
+        config = self.config
+        if not outbox.has_entries(config):
+            return
+        try:
+            outcomes = flush_outbox(config)
+        except WatcherError as error:
+            logger.warning("the offline queue stays: {error}", error=error.message)
+            return
+        self._own_commits.extend(o.commit for o in outcomes if o.is_done and o.commit)
+        if outcomes:
+            self.post(Hint(HintKind.REFS))
 
     def is_own(self, event: Event) -> bool:
         """Whether the event comes from a commit this daemon pushed."""

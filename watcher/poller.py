@@ -3,7 +3,9 @@
 One `git fetch` brings the coordination branch and every heartbeat branch. The
 refs are compared before and after, so a fetch that brought nothing costs one
 round trip and posts no hint. Losing and regaining the remote are state changes
-and are logged once each, not at every poll.
+and are logged once each, not at every poll. After every fetch that worked, the
+`reached` callback runs on this thread (the daemon drains its offline queue
+there, so a slow remote never holds up the dispatcher).
 """
 
 from __future__ import annotations
@@ -61,9 +63,15 @@ def jittered(interval: float) -> float:
 class RemotePoller:
     """A thread that fetches every poll interval, or at once when woken."""
 
-    def __init__(self, config: Callable[[], Config], sink: HintSink) -> None:
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        sink: HintSink,
+        reached: Callable[[], None] = lambda: None,
+    ) -> None:
         self._config = config
         self._sink = sink
+        self._reached = reached
         self._woken = threading.Event()
         self._stopped = threading.Event()
         self._failure: str | None = None
@@ -98,6 +106,7 @@ class RemotePoller:
         if moved:
             logger.bind(remote=config.remote).debug("the remote moved")
             self._sink(Hint(HintKind.REMOTE))
+        self._reached()
         return moved
 
     def _run(self) -> None:

@@ -414,6 +414,43 @@ def test_periodic_tasks_run_on_the_dispatcher(start: Callable[..., Running]) -> 
     assert set(ran) == {"dispatcher"}
 
 
+def stale_event(server: str) -> Event:
+    return Event(
+        EventKind.SERVER_STALE,
+        f"evt_{server}",
+        None,
+        f"{server}/heartbeat.json",
+        server,
+        {"server": server},
+        None,
+    )
+
+
+def test_an_emitted_event_reaches_the_handlers_on_the_dispatcher(
+    start: Callable[..., Running], log: list[dict[str, Any]]
+) -> None:
+    running = start("build1")
+    threads: list[tuple[str, str]] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("handler bug")
+
+    def note(event: Event) -> None:
+        threads.append((event.subject, threading.current_thread().name))
+
+    running.daemon.add_handler(EventKind.SERVER_STALE, broken)
+    running.daemon.add_handler(EventKind.SERVER_STALE, note)
+    running.daemon.emit(stale_event("build2"))
+    running.daemon.add_periodic(
+        "clock", 60.0, lambda: running.daemon.emit(stale_event("build3"))
+    )
+
+    eventually(lambda: len(threads) == 2)
+    assert threads == [("build2", "dispatcher"), ("build3", "dispatcher")]
+    failures = [r for r in log if r["level"].name == "ERROR"]
+    assert [r["extra"]["subject"] for r in failures] == ["build2", "build3"]
+
+
 def test_state_directory_is_private_to_the_checkout(
     start: Callable[..., Running],
 ) -> None:

@@ -391,7 +391,10 @@ def test_a_cut_off_observer_does_not_declare_its_peers_dead(
     fleet.remote.with_name("away.git").rename(fleet.remote)
     service.beat()
     service.scan()
-    assert heard == ["build2"]
+    daemon.dispatcher.thread.start()  # emitted events are handled there
+    eventually(lambda: heard == ["build2"], 10)
+    daemon.dispatcher.hints.put(None)
+    daemon.dispatcher.thread.join(timeout=10)
     saved = load_view(observer / ".git" / "build-watcher" / VIEW_FILE)
     assert saved is not None
     assert saved.peers["build2"].state is Liveness.STALE

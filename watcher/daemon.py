@@ -143,6 +143,18 @@ class Daemon:
         """Whether the event comes from a commit this daemon pushed."""
         return event.commit is not None and event.commit in self._own_commits
 
+    def emit(self, event: Event) -> None:
+        """Hand an event the clock made (not a commit) to the handlers.
+
+        They run on the dispatcher thread, in order with the events from commits
+        and isolated from each other as those are; from any other thread the event
+        waits in the dispatcher's queue.
+        """
+        if threading.current_thread() is self.dispatcher.thread:
+            self.dispatcher.dispatch(event)
+        else:
+            self.post(Hint(HintKind.EVENT, event=event))
+
     def wake(self) -> None:
         self.poller.fetch_now()
 

@@ -67,11 +67,14 @@ class Round:
     reload: bool = False
     stop: bool = False
     files: set[str] = field(default_factory=set)
+    events: list[Event] = field(default_factory=list)
 
     def add(self, hint: Hint | None) -> None:
         if hint is None:
             self.stop = True
             return
+        if hint.event is not None:
+            self.events.append(hint.event)
         self.compare |= hint.kind in _COMPARING
         self.rescan |= hint.kind is HintKind.RESCAN
         self.reload |= hint.kind is HintKind.RELOAD
@@ -122,6 +125,8 @@ class Dispatcher:
                 self._reload()
             if batch.compare:
                 self.sync()
+            for event in batch.events:
+                self.dispatch(event)
             if batch.rescan:
                 self.edits.rescan()
             elif batch.files:

@@ -132,9 +132,7 @@ class FleetWatch:
         self.recent.appendleft(
             {"kind": event.kind.value, "subject": event.subject, "when": when}
         )
-        # Scans run on the dispatcher's thread, so handlers see this event in order
-        # with the ones that come from commits.
-        self.daemon.dispatcher.dispatch(event)
+        self.daemon.emit(event)
 
     def refresh_dashboard(self) -> None:
         """Commit the dashboard when the health this daemon sees has changed.

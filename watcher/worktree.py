@@ -156,10 +156,18 @@ def _is_open_anywhere(path: Path) -> bool:
 
 
 def _has_git_process_in(repo: Path) -> bool:
-    for proc in psutil.process_iter(["name", "cwd"]):
+    """A live git process working in `repo`; one whose directory we may not read counts.
+
+    A process that ended (or is a zombie) while we looked is not working anywhere.
+    """
+    for proc in psutil.process_iter(["name"]):
         if proc.info["name"] not in ("git", "git-remote-http", "git-merge"):
             continue
-        cwd = proc.info["cwd"]
-        if cwd is None or Path(cwd).is_relative_to(repo):
+        try:
+            if Path(proc.cwd()).is_relative_to(repo):
+                return True
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        except psutil.AccessDenied:
             return True
     return False

@@ -67,9 +67,9 @@ def in_process(versions: list[tuple[str, bytes]], profile: Profile) -> float:
 
 def forget_records() -> None:
     """Each figure starts from nothing remembered, as a fresh process would."""
-    from watcher.findings import _record_findings
+    from watcher.findings import RECORDS
 
-    _record_findings.cache_clear()
+    RECORDS.clear()
 
 
 def whole_process(repo: Path) -> None:

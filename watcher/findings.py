@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import json
+import marshal
 import re
-from collections.abc import Iterable
+from _blake2 import blake2b  # hashlib.blake2b, without hashlib loading OpenSSL
+from collections.abc import Collection, Iterable
 from typing import Any, NamedTuple
 
 from watcher.layout import DocumentKind
@@ -25,6 +27,7 @@ from watcher.schemas import (
 )
 
 PathParts = tuple[str | int, ...]
+DIGEST_SIZE = 16  # bytes of a record's digest: collisions are out of reach
 
 MIGRATE_HINT = "`build-watcher migrate` rewrites a legacy repository in the strict form"
 TIMESTAMP_HINT = "write RFC 3339 in UTC with Z, such as 2025-11-04T20:45:00Z"
@@ -57,13 +60,14 @@ class Finding(NamedTuple):
 
 
 def document_findings(
-    kind: DocumentKind, profile: Profile, value: Any
+    kind: DocumentKind, profile: Profile, value: Any, skip: Collection[int] = ()
 ) -> list[Finding]:
     """Every schema error of a document of `kind`, the most relevant first.
 
     Jobs and messages are checked record by record, and what each distinct
     record broke is remembered: replaying history validates the same messages
-    in version after version.
+    in version after version. Records whose index is in `skip` are left out (the
+    caller knows them to be valid already).
     """
     member = RECORD_LISTS.get(kind)
     records: Any = value.get(member) if member and isinstance(value, dict) else None
@@ -73,19 +77,145 @@ def document_findings(
         return schema_findings(validator(kind, profile), value)
     findings = schema_findings(split[0], value)
     for index, record in enumerate(records):
-        canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
-        for finding in _record_findings(kind, profile, member, canonical):
+        if index in skip:
+            continue
+        for finding in record_findings(kind, profile, member, record):
             findings.append(_within((member, index), finding))
     return findings
 
 
-@functools.lru_cache(maxsize=4096)
-def _record_findings(
-    kind: DocumentKind, profile: Profile, member: str, canonical: str
+class RecordMemory:
+    """What each distinct record broke, by a digest of its content.
+
+    Records repeat from one version of a document to the next: a daemon that
+    follows a store of 10,000 messages would otherwise validate them all again
+    for every message added. Two generations bound the memory: when the newer
+    fills up it becomes the older and the older is dropped; a record found in
+    the older moves back to the newer. So a store smaller than `capacity` stays
+    remembered whole, however often it is read. Records found valid can be kept
+    between processes (`watcher.verdicts`).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._newer: dict[bytes, tuple[Finding, ...]] = {}
+        self._older: dict[bytes, tuple[Finding, ...]] = {}
+        self._fresh_valid: list[bytes] = []
+
+    def get(self, key: bytes) -> tuple[Finding, ...] | None:
+        found = self._newer.get(key)
+        if found is None:
+            found = self._older.get(key)
+            if found is not None:
+                self._keep(key, found)
+        return found
+
+    def put(self, key: bytes, findings: tuple[Finding, ...]) -> None:
+        if not findings and len(self._fresh_valid) < self.capacity:
+            self._fresh_valid.append(key)
+        self._keep(key, findings)
+
+    def _keep(self, key: bytes, findings: tuple[Finding, ...]) -> None:
+        self._newer[key] = findings
+        if len(self._newer) >= self.capacity:
+            self._older, self._newer = self._newer, {}
+
+    def seed_valid(self, keys: Iterable[bytes]) -> None:
+        """Records known, from elsewhere, to break nothing."""
+        for key in keys:
+            self._keep(key, ())
+
+    def take_fresh_valid(self) -> list[bytes]:
+        """Records found valid here since the last call."""
+        fresh, self._fresh_valid = self._fresh_valid, []
+        return fresh
+
+    def valid_digests(self) -> list[bytes]:
+        """Every record remembered as valid."""
+        merged = {**self._older, **self._newer}
+        return [key for key, findings in merged.items() if not findings]
+
+    def clear(self) -> None:
+        self._newer, self._older, self._fresh_valid = {}, {}, []
+
+
+RECORDS = RecordMemory(capacity=65_536)
+
+
+def record_findings(
+    kind: DocumentKind, profile: Profile, member: str, record: Any
 ) -> tuple[Finding, ...]:
+    """The schema errors of one record of `member`, remembered by its content."""
+    content = plain_content(record)
+    key = None
+    if content is not None:
+        prefix = _digest_prefix(kind, profile, member)
+        key = blake2b(prefix + content, digest_size=DIGEST_SIZE).digest()
+        known = RECORDS.get(key)
+        if known is not None:
+            return known
     split = split_validators(kind, profile, member)
     assert split is not None  # only called once the split exists
-    return tuple(schema_findings(split[1], json.loads(canonical)))
+    # Validated as JSON would read it back: a tuple an operation put there is a list.
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
+    findings = tuple(schema_findings(split[1], json.loads(canonical)))
+    if key is not None:
+        RECORDS.put(key, findings)
+    return findings
+
+
+@functools.cache
+def _digest_prefix(kind: DocumentKind, profile: Profile, member: str) -> bytes:
+    return f"{kind.value}/{profile.value}/{member}\0".encode()
+
+
+def plain_content(value: Any) -> bytes | None:
+    """`value`'s content as bytes, fast: equal bytes mean equal values of equal
+    types and key order (marshal's version 2 shares no references, so the bytes
+    do not depend on how the objects were built). None: not plain JSON data."""
+    try:
+        return marshal.dumps(value, 2)
+    except ValueError:
+        return None
+
+
+def unchanged_records(old: list[Any], new: list[Any]) -> list[int]:
+    """Indices of the records of `new` equal, as JSON, to a record of `old`."""
+    quick = {content for content in map(plain_content, old) if content is not None}
+    by_id: dict[Any, list[Any]] | None = None
+    unchanged = []
+    for index, record in enumerate(new):
+        content = plain_content(record)
+        if content is not None and content in quick:
+            unchanged.append(index)
+            continue
+        # Equal as JSON but not byte for byte (keys in another order): rare, so
+        # only the old records with the same id are compared the slow way.
+        by_id = _by_id(old) if by_id is None else by_id
+        text = _json_text(record)
+        if any(_json_text(o) == text for o in by_id.get(_id_of(record), ())):
+            unchanged.append(index)
+    return unchanged
+
+
+def _by_id(records: list[Any]) -> dict[Any, list[Any]]:
+    grouped: dict[Any, list[Any]] = {}
+    for record in records:
+        grouped.setdefault(_id_of(record), []).append(record)
+    return grouped
+
+
+def _id_of(record: Any) -> Any:
+    """A hashable stand-in for a record's id; equal JSON records share it."""
+    record_id = record.get("id") if isinstance(record, dict) else None
+    return record_id if isinstance(record_id, _PLAIN_IDS) else "\0odd"
+
+
+_PLAIN_IDS = (str, int, float, type(None))
+
+
+def _json_text(record: Any) -> str:
+    return json.dumps(record, sort_keys=True, default=str)
 
 
 def _within(prefix: PathParts, finding: Finding) -> Finding:

@@ -38,7 +38,6 @@ from watcher.messages import (
     message_records,
     thread_depth,
 )
-from watcher.migration import migrate_documents
 from watcher.timestamps import format_timestamp, parse_timestamp
 from watcher.transaction import Draft, Moot, register_operation
 
@@ -72,9 +71,15 @@ def check_no_secrets(subject: str, body: str) -> None:
         )
 
 
-def _messages_document(draft: Draft, path: str = MESSAGES_PATH) -> dict[str, Any]:
-    """A message store for writing; a legacy bare list is wrapped in an object."""
-    document = draft.read(path, {"messages": []})
+def _messages_document(
+    draft: Draft, path: str = MESSAGES_PATH, *, oversized: bool = False
+) -> dict[str, Any]:
+    """A message store for writing; a legacy bare list is wrapped in an object.
+
+    `oversized`: also a store the loader refuses only for its size, for the one
+    operation that shrinks it.
+    """
+    document = draft.read(path, {"messages": []}, oversized=oversized)
     if isinstance(document, list):
         document = {"messages": document}
     if isinstance(document, dict) and isinstance(
@@ -272,7 +277,9 @@ class ArchiveMessages:
         return {"older_than_days": self.older_than_days}
 
     def apply(self, draft: Draft) -> str | Moot:
-        document = _messages_document(draft)
+        # The loader's hint for a store over its size limit is to archive: so
+        # archiving must be able to read one.
+        document = _messages_document(draft, oversized=True)
         cutoff = draft.now - timedelta(days=self.older_than_days)
         kept, moved = _partition(
             document["messages"], cutoff, known_servers(draft.base.paths)
@@ -283,6 +290,8 @@ class ArchiveMessages:
                 f"no message older than {self.older_than_days:g} days has been read "
                 "by all its recipients"
             )
+        from watcher.migration import migrate_documents  # costs `send` time
+
         for path, records in moved.items():
             archive = _messages_document(draft, path)
             archive["messages"].extend(records)

@@ -28,7 +28,7 @@ from loguru import logger
 
 from watcher import gitrepo, outbox
 from watcher.config import Config
-from watcher.documents import BlobCache, Snapshot, read_snapshot
+from watcher.documents import BlobCache, Snapshot, read_blobs, read_snapshot
 from watcher.draft import (
     Draft,
     InvalidBase,
@@ -40,9 +40,11 @@ from watcher.draft import (
 )
 from watcher.errors import WatcherError
 from watcher.ids import new_ulid
+from watcher.jsonload import MAX_BYTES, paused_collection
 from watcher.layout import kind_of
 from watcher.timestamps import format_timestamp, now_utc
-from watcher.validation import DocumentResult
+from watcher.validation import DocumentResult, Profile, check_document
+from watcher.verdicts import VERDICTS
 from watcher.worktree import fast_forward
 
 __all__ = [
@@ -184,6 +186,14 @@ def attempt(
     config: Config, operation: Operation, entry_id: str | None = None
 ) -> Outcome:
     """Fetch, apply, validate, commit, push; again on rejection, a bounded number."""
+    VERDICTS.load(config.state_path)
+    try:
+        return _attempt(config, operation, entry_id)
+    finally:
+        VERDICTS.save(config.state_path)
+
+
+def _attempt(config: Config, operation: Operation, entry_id: str | None) -> Outcome:
     tracking = tracking_ref(config)
     last_rejection = ""
     for number in range(1, MAX_ATTEMPTS + 1):
@@ -208,9 +218,25 @@ def attempt(
 
 
 def decide(config: Config, operation: Operation, tip: str | None) -> _Plan | Outcome:
-    """Apply `operation` to the documents at `tip`; an Outcome when nothing to push."""
+    """Apply `operation` to the documents at `tip`; an Outcome when nothing to push.
+
+    The cyclic collector waits meanwhile: a large store parsed, copied and written
+    again is hundreds of thousands of new objects without a cycle among them, and
+    each full collection would walk them all (a tenth of a `send` on 20,000
+    messages). Reference counting still frees what is dropped.
+    """
+    with paused_collection():
+        return _decide(config, operation, tip)
+
+
+def _decide(config: Config, operation: Operation, tip: str | None) -> _Plan | Outcome:
     base = snapshot_at(config, tip)
-    draft = Draft(base, config.require_node(), now_utc())
+    draft = Draft(
+        base,
+        config.require_node(),
+        now_utc(),
+        read_past_limit=lambda path: read_past_limit(config.repo, base, path),
+    )
     try:
         decision = operation.apply(draft)
     except InvalidBase as error:
@@ -242,7 +268,9 @@ class _SnapshotMemory:
         with self.lock:
             previous = self.last.get(repo)
             cache = self.caches.setdefault(repo, BlobCache())
-        snapshot = read_snapshot(repo, tip, previous=previous, cache=cache)
+        snapshot = read_snapshot(
+            repo, tip, previous=previous, cache=cache, warnings=False
+        )
         with self.lock:
             self.last[repo] = snapshot
         return snapshot
@@ -255,7 +283,8 @@ class _SnapshotMemory:
             cache = self.caches.setdefault(repo, BlobCache())
             for path, value in plan.documents.items():
                 data = plan.changes.get(path)
-                if data is not None:
+                # A store archived but still over the size limit stays refused.
+                if data is not None and len(data) <= MAX_BYTES:
                     result = DocumentResult(path, kind_of(path), value, [])
                     cache.put(blob_id(data), path, result)
 
@@ -266,6 +295,14 @@ _MEMORY = _SnapshotMemory()
 def blob_id(data: bytes) -> str:
     header = b"blob %d\0" % len(data)
     return hashlib.sha1(header + data, usedforsecurity=False).hexdigest()
+
+
+def read_past_limit(repo: Path, base: Snapshot, path: str) -> DocumentResult:
+    """The document at `path` of `base`, checked with the loader's size limit
+    lifted (legacy profile): for an operation that shrinks an oversized store."""
+    blob = base.blobs[path]
+    data = read_blobs(repo, [blob])[blob]
+    return check_document(path, data, Profile.LEGACY, warnings=False, max_bytes=None)
 
 
 def snapshot_at(config: Config, tip: str | None) -> Snapshot:

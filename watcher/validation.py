@@ -20,14 +20,13 @@ the second validation runs only for documents that depart from strict.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from watcher import findings as found
 from watcher.findings import Finding, PathParts
-from watcher.jsonload import LoadError, load_json
+from watcher.jsonload import MAX_BYTES, LoadError, load_json
 from watcher.jsonpaths import LineIndex, format_path, locate_paths
 from watcher.layout import DocumentKind, kind_of
 from watcher.problems import Problem, Severity
@@ -70,14 +69,32 @@ class _Judgement(NamedTuple):
     departures: Sequence[Finding] = ()
 
 
-def check_document(path: str, data: bytes, profile: Profile) -> DocumentResult:
-    """Parse then validate one file's bytes."""
-    return _check(path, data, lambda value: _judge_profile(path, value, profile))
+def check_document(
+    path: str,
+    data: bytes,
+    profile: Profile,
+    *,
+    warnings: bool = True,
+    max_bytes: int | None = MAX_BYTES,
+) -> DocumentResult:
+    """Parse then validate one file's bytes.
+
+    `warnings=False` validates a legacy document with the legacy profile alone,
+    leaving out the strict pass that finds each departure from strict: the same
+    errors, and so the same validity, at half the cost or less. `max_bytes=None`
+    lifts the loader's size limit (see `load_json`).
+    """
+    return _check(
+        path,
+        data,
+        lambda value: _judge_profile(path, value, profile, warnings),
+        max_bytes,
+    )
 
 
 def check_value(path: str, value: Any, profile: Profile) -> list[Problem]:
     """Schema problems of an already parsed value (no line numbers)."""
-    return _judge_profile(path, value, profile).problems(path, None)
+    return _judge_profile(path, value, profile, True).problems(path, None)
 
 
 def check_change(path: str, data: bytes, before: Any = None) -> DocumentResult:
@@ -86,12 +103,21 @@ def check_change(path: str, data: bytes, before: Any = None) -> DocumentResult:
     Strict departures inside records that are unchanged since `before` are
     warnings; everywhere else they are errors.
     """
-    return _check(path, data, lambda value: _judge_change(path, before, value))
+    return _check(path, data, lambda value: _judge_change(path, before, value, False))
 
 
-def check_value_change(path: str, value: Any, before: Any = None) -> list[Problem]:
-    """`check_change` for a parsed value (no line numbers), as a transaction has."""
-    return _judge_change(path, before, value).problems(path, None)
+def check_value_change(
+    path: str, value: Any, before: Any = None, *, before_is_valid: bool = False
+) -> list[Problem]:
+    """`check_change` for a parsed value (no line numbers), as a transaction has.
+
+    `before_is_valid`: `before` is known to pass the legacy profile (a
+    transaction's base), so records it already holds unchanged are not validated
+    again; only what the change adds or alters is. Their strict departures are
+    then not reported as warnings either.
+    """
+    judged = _judge_change(path, before, value, before_is_valid)
+    return judged.problems(path, None)
 
 
 class _Verdict:
@@ -128,10 +154,15 @@ def _in_text_order(
     return head + rest
 
 
-def _check(path: str, data: bytes, judge: Callable[[Any], _Verdict]) -> DocumentResult:
+def _check(
+    path: str,
+    data: bytes,
+    judge: Callable[[Any], _Verdict],
+    max_bytes: int | None = MAX_BYTES,
+) -> DocumentResult:
     result = DocumentResult(path, kind_of(path))
     try:
-        result.value, warnings = load_json(data, path)
+        result.value, warnings = load_json(data, path, max_bytes=max_bytes)
     except LoadError as error:
         result.problems.append(error.problem)
         return result
@@ -140,12 +171,15 @@ def _check(path: str, data: bytes, judge: Callable[[Any], _Verdict]) -> Document
     return result
 
 
-def _judge_profile(path: str, value: Any, profile: Profile) -> _Verdict:
+def _judge_profile(path: str, value: Any, profile: Profile, warnings: bool) -> _Verdict:
     kind = kind_of(path)
     if kind is None:
         return _Verdict(notes=[no_schema_problem(path)])
     if profile is Profile.STRICT:
         return _Verdict((Severity.ERROR, _strict_findings(kind, value)))
+    if not warnings:
+        legacy = found.document_findings(kind, Profile.LEGACY, value)
+        return _Verdict((Severity.ERROR, legacy))
     judgement = _judge(kind, value)
     return _Verdict(
         (Severity.ERROR, judgement.legacy_errors),
@@ -153,37 +187,54 @@ def _judge_profile(path: str, value: Any, profile: Profile) -> _Verdict:
     )
 
 
-def _judge_change(path: str, before: Any, value: Any) -> _Verdict:
+def _judge_change(
+    path: str, before: Any, value: Any, before_is_valid: bool
+) -> _Verdict:
     kind = kind_of(path)
     if kind is None:
         return _Verdict(notes=[no_schema_problem(path)])
-    judgement = _judge(kind, value)
-    untouched = _untouched_regions(kind, before, value)
-    kept = [f for f in judgement.departures if _is_untouched(f, untouched)]
-    changed = [f for f in judgement.departures if f not in kept]
+    untouched = set(_untouched_regions(kind, before, value))
+    skip = _record_indices(untouched) if before_is_valid else set()
+    judgement = _judge(kind, value, skip)
+    kept: list[Finding] = []
+    changed: list[Finding] = []
+    for finding in judgement.departures:
+        (kept if _is_untouched(finding, untouched) else changed).append(finding)
     return _Verdict(
         (Severity.ERROR, [*judgement.legacy_errors, *changed]),
         (Severity.WARNING, kept),
     )
 
 
-def _strict_findings(kind: DocumentKind, value: Any) -> list[Finding]:
-    strict = found.document_findings(kind, Profile.STRICT, value)
+def _strict_findings(
+    kind: DocumentKind, value: Any, skip: Collection[int] = ()
+) -> list[Finding]:
+    strict = found.document_findings(kind, Profile.STRICT, value, skip)
     return [*strict, *found.duplicate_ids(kind, value)]
 
 
-def _judge(kind: DocumentKind, value: Any) -> _Judgement:
-    strict = _strict_findings(kind, value)
+def _judge(kind: DocumentKind, value: Any, skip: Collection[int] = ()) -> _Judgement:
+    """`skip`: indices of records known to pass legacy, left out of both passes."""
+    strict = _strict_findings(kind, value, skip)
     if not strict:
         return _Judgement()
-    legacy = found.document_findings(kind, Profile.LEGACY, value)
+    legacy = found.document_findings(kind, Profile.LEGACY, value, skip)
     departures = [f for f in strict if not found.covered(f, legacy)]
     return _Judgement(legacy, departures)
 
 
-def _is_untouched(finding: Finding, regions: Sequence[PathParts]) -> bool:
+def _record_indices(regions: Collection[PathParts]) -> set[int]:
+    """The records (by index in their list) among untouched regions."""
+    return {r[1] for r in regions if len(r) == 2 and isinstance(r[1], int)}
+
+
+def _is_untouched(finding: Finding, regions: Collection[PathParts]) -> bool:
+    """Every place the finding involves lies within an untouched region."""
     places = (finding.parts, *finding.related)
-    return all(any(place[: len(r)] == r for r in regions) for place in places)
+    return all(
+        any(place[:length] in regions for length in range(len(place) + 1))
+        for place in places
+    )
 
 
 def _untouched_regions(kind: DocumentKind, before: Any, after: Any) -> list[PathParts]:
@@ -199,12 +250,7 @@ def _untouched_regions(kind: DocumentKind, before: Any, after: Any) -> list[Path
     old = before.get(container)
     new = after.get(container)
     if isinstance(old, list) and isinstance(new, list):
-        kept = {_record_key(record) for record in old}
-        regions += [
-            (container, i)
-            for i, record in enumerate(new)
-            if _record_key(record) in kept
-        ]
+        regions += [(container, i) for i in found.unchanged_records(old, new)]
     return regions
 
 
@@ -222,11 +268,6 @@ def _unchanged_members(
         for key, value in new.items()
         if key != skip and key in old and old[key] == value
     ]
-
-
-def _record_key(record: Any) -> str:
-    """A record's identity and content: equal keys mean an untouched record."""
-    return json.dumps(record, sort_keys=True, default=str)
 
 
 def _problem(

@@ -29,7 +29,7 @@ from loguru import logger
 from watcher import outbox
 from watcher.commandhandler import CommandHandler, build_handlers
 from watcher.config import Config
-from watcher.dispatcher import Dispatcher, Handler, Task, call_safely
+from watcher.dispatcher import Dispatcher, Handler, SnapshotListener, Task, call_safely
 from watcher.documents import Snapshot
 from watcher.edits import EditChecker
 from watcher.errors import WatcherError
@@ -45,7 +45,12 @@ from watcher.wake import WakeListener
 from watcher.watchplan import WatchPlan
 
 # Feature modules, each with `install(daemon)`; a missing one is skipped for now.
-FEATURE_MODULES = ("watcher.worker", "watcher.responder", "watcher.liveness")
+FEATURE_MODULES = (
+    "watcher.worker",
+    "watcher.responder",
+    "watcher.liveness",
+    "watcher.leasekeeper",
+)
 HEALTH_INTERVAL = 1.0
 STALL_LIMIT = 120.0
 LOCK_FILE = "daemon.lock"
@@ -103,6 +108,11 @@ class Daemon:
     def add_periodic(self, name: str, interval: float, task: Task) -> None:
         self.dispatcher.add_periodic(name, interval, task)
 
+    def add_snapshot_listener(self, listener: SnapshotListener) -> None:
+        """`listener(snapshot)` on the dispatcher thread whenever it processed a
+        new tip of the shared branch (and once for the state loaded at start)."""
+        self.dispatcher.add_snapshot_listener(listener)
+
     def add_startup(self, task: Task) -> None:
         self._startup.append(task)
 
@@ -138,6 +148,14 @@ class Daemon:
         self._own_commits.extend(o.commit for o in outcomes if o.is_done and o.commit)
         if outcomes:
             self.post(Hint(HintKind.REFS))
+
+    def is_current(self) -> bool:
+        """Whether the last fetch worked and the processed snapshot is its tip.
+
+        What only time changes (a lease lapsing) may be judged only then: a
+        server cut off from the remote cannot see the renewals it would miss.
+        """
+        return self.poller.reachable and self.snapshot.commit == self.follower.tip()
 
     def is_own(self, event: Event) -> bool:
         """Whether the event comes from a commit this daemon pushed."""

@@ -2,9 +2,9 @@
 
 Hints from every source wait in one queue. The dispatcher takes what is there,
 merges it into one round (many hints, one comparison), follows the shared branch
-commit by commit, calls the handlers of each event in order, checks saved files,
-and runs periodic tasks when due. Handlers and tasks run on this one thread, so
-they never race each other.
+commit by commit, calls the handlers of each event in order, shows the snapshot
+it reached to its listeners, checks saved files, and runs periodic tasks when
+due. Handlers and tasks run on this one thread, so they never race each other.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
+from watcher.documents import Snapshot
 from watcher.edits import EditChecker
 from watcher.errors import WatcherError
 from watcher.events import Event, EventKind
@@ -26,6 +27,7 @@ from watcher.hints import Hint, HintKind
 from watcher.history import Replayed
 
 Handler = Callable[[Event], None]
+SnapshotListener = Callable[[Snapshot], None]
 Task = Callable[[], None]
 TICK = 1.0
 _COMPARING = frozenset({HintKind.REFS, HintKind.RESCAN, HintKind.HOOK, HintKind.REMOTE})
@@ -98,6 +100,8 @@ class Dispatcher:
         self.edits = edits
         self._reload = reload
         self._handlers: list[tuple[str, EventKind | None, Handler]] = []
+        self._snapshot_listeners: list[SnapshotListener] = []
+        self._noticed: str | None = None
         self.periodics: list[Periodic] = []
         self.last_beat = time.monotonic()
         self.thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)
@@ -116,6 +120,9 @@ class Dispatcher:
 
     def add_periodic(self, name: str, interval: float, task: Task) -> None:
         self.periodics.append(Periodic(name, interval, task, time.monotonic()))
+
+    def add_snapshot_listener(self, listener: SnapshotListener) -> None:
+        self._snapshot_listeners.append(listener)
 
     def run(self) -> None:
         while True:
@@ -162,6 +169,17 @@ class Dispatcher:
             self.follower.done(step)
             self.last_beat = time.monotonic()
         self.follower.bring_checkout_along()
+        self._notice_snapshot()
+
+    def _notice_snapshot(self) -> None:
+        """Show the listeners the processed snapshot when it is not the last shown."""
+        snapshot = self.follower.snapshot
+        if snapshot.commit is None or snapshot.commit == self._noticed:
+            return
+        self._noticed = snapshot.commit
+        for listener in list(self._snapshot_listeners):
+            what = f"snapshot listener {_handler_name(listener)}"
+            call_safely(what, functools.partial(listener, snapshot))
 
     def _handle_commit(self, step: Replayed) -> None:
         commit = step.commit
@@ -198,7 +216,7 @@ class Dispatcher:
                 self.last_beat = time.monotonic()
 
 
-def _handler_name(handler: Handler) -> str:
+def _handler_name(handler: Callable[..., None]) -> str:
     """`Worker.on_job_queued`, or a configured command's program."""
     return str(
         getattr(handler, "__qualname__", None) or getattr(handler, "name", handler)

@@ -75,6 +75,7 @@ class RemotePoller:
         self._woken = threading.Event()
         self._stopped = threading.Event()
         self._failure: str | None = None
+        self.reachable = False  # whether the last fetch worked
         self.last_poll = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
 
@@ -100,8 +101,10 @@ class RemotePoller:
         try:
             moved = fetch_remote(config)
         except WatcherError as error:
+            self.reachable = False
             self._note_failure(error)
             return False
+        self.reachable = True
         self._note_failure(None)
         if moved:
             logger.bind(remote=config.remote).debug("the remote moved")

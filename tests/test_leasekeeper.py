@@ -98,7 +98,7 @@ def test_a_cut_off_observer_judges_no_lease_until_it_has_fetched_again(
     assert event.record["expires_at"] == remote_lock(fleet)["expires_at"]
 
 
-def test_the_daemon_reports_a_lease_its_holder_stopped_renewing(
+def test_the_daemon_reports_and_frees_a_lease_its_holder_stopped_renewing(
     fleet: Fleet,
 ) -> None:
     holder = load_config(str(fleet.clone("build2")), "build2")
@@ -112,11 +112,31 @@ def test_the_daemon_reports_a_lease_its_holder_stopped_renewing(
     running = threading.Thread(target=daemon.run)
     running.start()
     try:
-        eventually(lambda: heard)
+        eventually(lambda: remote_lock(fleet)["locked_by"] is None)
     finally:
         daemon.stop()
         running.join(timeout=60)
 
     assert [(event.subject, event.actor) for event in heard] == [("deploy", "build2")]
+    assert remote_lock(fleet)["epoch"] == 2
     watched = json.loads((config.state_path / OBSERVATIONS_FILE).read_text())
     assert "deploy" in watched
+
+
+def test_the_daemon_leaves_its_own_lapsed_lease_to_its_holder(fleet: Fleet) -> None:
+    config = Config(
+        repo=fleet.clone("build1"), node="build1", poll_interval=0.3, lease_margin=0.5
+    )
+    acquire(config, 1.0)
+    daemon = Daemon(config, features=("watcher.leasekeeper",))
+    heard: list[Event] = []
+    daemon.add_handler(EventKind.LOCK_EXPIRED, heard.append)
+    running = threading.Thread(target=daemon.run)
+    running.start()
+    try:
+        eventually(lambda: heard)
+    finally:
+        daemon.stop()
+        running.join(timeout=60)
+
+    assert remote_lock(fleet)["locked_by"] == "build1"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -401,3 +404,101 @@ def test_a_cut_off_observer_does_not_declare_its_peers_dead(
     assert [item["kind"] for item in saved.recent_events] == ["server.stale"]
     dashboard = json.loads(fleet.remote_file("shared/health_dashboard.json"))
     assert dashboard["overall_status"] == "degraded"
+
+
+# Daemons on threads of this process, heartbeats every 0.3 s.
+
+QUICK = {"heartbeat_interval": 0.3, "stale_after": 1.5, "poll_interval": 0.3}
+
+
+def liveness_daemon(fleet: Fleet, node: str, **settings: Any) -> Any:
+    from watcher.config import Config
+    from watcher.daemon import Daemon
+
+    config = Config(repo=fleet.clone(node), node=node, kill_grace=2.0)
+    return Daemon(replace(config, **QUICK, **settings), features=("watcher.liveness",))
+
+
+@contextlib.contextmanager
+def running(*daemons: Any) -> Iterator[None]:
+    threads = [threading.Thread(target=daemon.run) for daemon in daemons]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+def published_sequence(fleet: Fleet, node: str) -> int:
+    branch = f"heartbeat/{node}"
+    return int(
+        json.loads(fleet.remote_file(f"{node}/heartbeat.json", branch))["sequence"]
+    )
+
+
+def submit_from(fleet: Fleet, node: str) -> None:
+    from watcher.config import Config
+    from watcher.joblist import SubmitJob
+    from watcher.transaction import transact
+
+    config = Config(repo=fleet.clone(node), node=node)
+    assert transact(config, SubmitJob(type="build", branch="main")).is_done
+
+
+def test_a_busy_dispatcher_does_not_make_its_server_look_stale(fleet: Fleet) -> None:
+    blocked, release = threading.Event(), threading.Event()
+
+    def long_handler(event: Any) -> None:
+        blocked.set()
+        release.wait(60)
+
+    busy, peer = liveness_daemon(fleet, "build1"), liveness_daemon(fleet, "build2")
+    busy.add_handler(EventKind.JOB_QUEUED, long_handler)
+    stale: list[str] = []
+    peer.add_handler(EventKind.SERVER_STALE, lambda event: stale.append(event.subject))
+    view = peer.config.state_path / VIEW_FILE
+
+    def state_seen_by_peer() -> str | None:
+        saved = load_view(view)
+        known = saved.peers.get("build1") if saved else None
+        return known.state.value if known else None
+
+    with running(busy, peer):
+        eventually(lambda: state_seen_by_peer() == "alive", 30)
+        submit_from(fleet, "build3")
+        eventually(blocked.is_set, 30)
+        first = published_sequence(fleet, "build1")
+        # Beats for twice the allowance while the handler holds the dispatcher.
+        beats = int(2 * QUICK["stale_after"] / QUICK["heartbeat_interval"])
+        eventually(lambda: published_sequence(fleet, "build1") >= first + beats, 30)
+        assert not release.is_set()
+        assert state_seen_by_peer() == "alive"
+        release.set()
+
+    assert stale == []
+
+
+def test_a_stuck_dispatcher_holds_the_heartbeat_until_it_moves_again(
+    fleet: Fleet,
+) -> None:
+    from loguru import logger
+
+    messages: list[str] = []
+    sink = logger.add(lambda message: messages.append(message.record["message"]))
+    release = threading.Event()
+    stuck = liveness_daemon(fleet, "build1")
+    stuck.stall_limit = 0.5
+    stuck.add_handler(EventKind.JOB_QUEUED, lambda event: release.wait(60))
+    try:
+        with running(stuck):
+            eventually(stuck.dispatcher.thread.is_alive, 30)
+            submit_from(fleet, "build2")
+            eventually(lambda: any("heartbeat held" in m for m in messages), 30)
+            release.set()
+            eventually(lambda: any("heartbeat resumed" in m for m in messages), 30)
+    finally:
+        logger.remove(sink)

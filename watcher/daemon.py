@@ -2,12 +2,15 @@
 
 Start: take the checkout's daemon lock, load progress, install the feature
 modules, start listening (filesystem, hooks), run startup tasks, try a first
-sync (an unreachable remote is a warning), then tell systemd READY=1. While
-running, the main thread checks the loop's health every second and feeds the
-systemd watchdog only while the dispatcher makes progress and every source still
-listens. SIGTERM or Ctrl-C: stop taking work, give running handlers `kill_grace`
-seconds, stop them, run the shutdown tasks, exit 0. SIGHUP reloads the
-configuration and keeps the old one if the new one is wrong.
+sync (an unreachable remote is a warning), start the dispatcher and the
+background tasks (the heartbeat, which a busy dispatcher must not delay), then
+tell systemd READY=1. While running, the main thread checks the loop's health
+every second and feeds the systemd watchdog only while the dispatcher makes
+progress and every source and background thread still runs; background tasks are
+held while the dispatcher makes none, so a wedged daemon also stops beating.
+SIGTERM or Ctrl-C: stop taking work, give running handlers `kill_grace` seconds,
+stop them, run the shutdown tasks, exit 0. SIGHUP reloads the configuration and
+keeps the old one if the new one is wrong.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from watcher.poller import RemotePoller
 from watcher.progress import Progress, progress_path
 from watcher.sdnotify import SystemdNotifier
 from watcher.sources import FilesystemSource
+from watcher.ticker import Ticker
 from watcher.transaction import Operation, Outcome, flush_outbox, transact
 from watcher.wake import WakeListener
 from watcher.watchplan import WatchPlan
@@ -78,6 +82,7 @@ class Daemon:
         self._hints: queue.Queue[Hint | None] = queue.Queue()
         self._startup: list[Task] = []
         self._shutdown: list[Task] = []
+        self._tickers: list[Ticker] = []
         self._own_commits: deque[str] = deque(maxlen=256)
         self._reload_requested = threading.Event()
         self._commands: list[CommandHandler] = []
@@ -112,6 +117,12 @@ class Daemon:
         """`listener(snapshot)` on the dispatcher thread whenever it processed a
         new tip of the shared branch (and once for the state loaded at start)."""
         self.dispatcher.add_snapshot_listener(listener)
+
+    def add_background(self, name: str, interval: float, task: Task) -> None:
+        """`task` every `interval` seconds on a thread of its own, for work that must
+        not wait for a busy dispatcher (the heartbeat). It must be thread-safe: it
+        runs beside the handlers. Held while the dispatcher makes no progress."""
+        self._tickers.append(Ticker(name, interval, task, self._stall_reason))
 
     def add_startup(self, task: Task) -> None:
         self._startup.append(task)
@@ -202,6 +213,8 @@ class Daemon:
         self._first_sync()
         self.poller.start()
         self.dispatcher.thread.start()
+        for ticker in self._tickers:
+            ticker.start()
         where = f"{self.node} watching {self.config.repo}"
         self.notifier.ready(where)
         logger.bind(repo=str(self.config.repo)).info(
@@ -263,12 +276,20 @@ class Daemon:
     def _unhealthy_reason(self) -> str:
         if not self.dispatcher.thread.is_alive():
             raise WatcherError("the dispatcher thread ended unexpectedly")
-        if time.monotonic() - self.dispatcher.last_beat > self.stall_limit:
-            return f"the dispatcher made no progress for {self.stall_limit:.0f} s"
+        if stalled := self._stall_reason():
+            return stalled
         if not self.filesystem.is_healthy():
             return "the filesystem observer is not listening"
         if not self.poller.is_alive():
             return "the remote poller stopped"
+        for ticker in self._tickers:
+            if not ticker.is_alive():
+                return f"the {ticker.name} thread stopped"
+        return ""
+
+    def _stall_reason(self) -> str:
+        if time.monotonic() - self.dispatcher.last_beat > self.stall_limit:
+            return f"the dispatcher made no progress for {self.stall_limit:.0f} s"
         return ""
 
     def _finish(self) -> None:
@@ -276,6 +297,8 @@ class Daemon:
         self.stopping.set()
         self.notifier.stopping()
         logger.info("stopping")
+        for ticker in self._tickers:
+            ticker.stop()
         self.listener.stop()
         self.filesystem.stop()
         self.poller.stop()

@@ -4,8 +4,11 @@ Registered by `watcher.liveness.install`:
 
 - startup: restore the last saved view (so a restart repeats no `server.stale`),
   set this server's status (keeping a resting one) and beat once;
-- every `heartbeat_interval`: replace the heartbeat branch (and the main copy of
-  the heartbeat when it is due, at most every 30 minutes);
+- every `heartbeat_interval`, on a thread of its own: replace the heartbeat
+  branch, so a dispatcher held up by a slow transaction or a long handler does
+  not make this server look dead to its peers;
+- every `heartbeat_interval`, on the dispatcher: write the main copy of the
+  heartbeat when it is due (at most every 30 minutes), a transaction like any;
 - every scan interval (half the shorter of the poll and heartbeat intervals):
   look at the fetched heartbeat branches, judge peers, dispatch `server.stale` /
   `server.recovered`, save the view for commands, and commit the dashboard when
@@ -61,14 +64,17 @@ class FleetWatch:
         self.heartbeats: dict[str, Heartbeat] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
         self.published: tuple[Any, ...] | None = None
+        self.refreshed: dict[str, Any] | None = None
 
     def install(self) -> None:
         config = self.daemon.config
         scan_every = max(
             SCAN_FLOOR, min(config.poll_interval, config.heartbeat_interval) / 2
         )
+        every = config.heartbeat_interval
         self.daemon.add_startup(self.start)
-        self.daemon.add_periodic("heartbeat", config.heartbeat_interval, self.beat)
+        self.daemon.add_background("heartbeat", every, self.publish)
+        self.daemon.add_periodic("main heartbeat", every, self.refresh_main)
         self.daemon.add_periodic("liveness", scan_every, self.scan)
         self.daemon.add_shutdown(self.stop)
 
@@ -82,6 +88,18 @@ class FleetWatch:
 
     def beat(self) -> None:
         self.publisher.beat()
+        self.refreshed = self.publisher.latest
+
+    def publish(self) -> None:
+        """One beat on the heartbeat branch only (the heartbeat thread's task)."""
+        self.publisher.publish()
+
+    def refresh_main(self) -> None:
+        """The main copy of the last heartbeat published, when it is due."""
+        latest = self.publisher.latest
+        if latest is not None and latest is not self.refreshed:
+            self.refreshed = latest
+            self.publisher.refresh_main(latest)
 
     def scan(self) -> None:
         """Look at the heartbeat branches as last fetched and judge the peers."""

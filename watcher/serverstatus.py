@@ -226,9 +226,19 @@ class HeartbeatPublisher:
         self.started_at = format_timestamp(wall())
         self.sequence = 0
         self.reachable = True
+        self.latest: dict[str, Any] | None = None  # the last document published
 
     def beat(self) -> str | None:
-        """Publish one heartbeat; the commit pushed, or None when the remote is away."""
+        """Publish one heartbeat and refresh the main copy when it is due."""
+        commit = self.publish()
+        if commit is not None and self.latest is not None:
+            self.refresh_main(self.latest)
+        return commit
+
+    def publish(self) -> str | None:
+        """Replace the heartbeat branch; the commit pushed, or None when the remote
+        is away. Writes nothing on the main branch, so the daemon can call it from
+        a thread of its own (it reads only the snapshot, replaced whole)."""
         document = self.document()
         commit = commit_heartbeat(self.config.repo, self.node, document)
         try:
@@ -241,7 +251,7 @@ class HeartbeatPublisher:
         if not self.reachable:
             logger.info("heartbeats are published again")
         self.reachable = True
-        self.refresh_main(document)
+        self.latest = document
         return commit
 
     def document(self) -> dict[str, Any]:

@@ -3,7 +3,10 @@ failures told apart, private indexes, and the checkout's index.lock."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -174,3 +177,50 @@ def test_the_git_here_is_new_enough() -> None:
     gitrepo.require_git()
 
     assert gitrepo.git_version()[:2] >= gitrepo.MINIMUM_GIT
+
+
+RACER = """
+import sys
+from pathlib import Path
+from watcher.config import Config
+from watcher.joblist import SubmitJob
+from watcher.poller import fetch_remote
+from watcher.transaction import transact
+action, checkout, node, rounds = sys.argv[1:5]
+config = Config(repo=Path(checkout), node=node)
+for _ in range(int(rounds)):
+    if action == "fetch":
+        fetch_remote(config)
+    else:
+        assert transact(config, SubmitJob(type="build", branch="main")).is_done
+"""
+
+
+def test_processes_fetching_and_writing_in_one_checkout_do_not_race(
+    fleet: Fleet,
+) -> None:
+    """The daemon's polls and commands' transactions move the same tracking ref."""
+    shared, peer = fleet.clone("build1"), fleet.clone("build2")
+    plan = [
+        ("fetch", shared, "build1", 80),
+        ("fetch", shared, "build1", 80),
+        ("submit", shared, "build1", 12),
+        ("submit", peer, "build2", 12),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, action, str(path), node, str(rounds)],
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=fleet.root,
+        )
+        for action, path, node, rounds in plan
+    ]
+    outputs = [racer.communicate(timeout=300)[1].decode() for racer in racers]
+
+    for racer, stderr in zip(racers, outputs, strict=True):
+        assert racer.returncode == 0, stderr
+        assert "cannot lock ref" not in stderr
+    jobs = json.loads(fleet.remote_file("coordination/jobs.json"))["jobs"]
+    assert len(jobs) == 24

@@ -8,13 +8,15 @@ touches a repository, and git never waits for a person.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import fcntl
 import functools
 import os
 import re
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,28 +229,70 @@ def remote_failure(error: GitError, remote: str) -> WatcherError:
 
 
 _REF_LOCK_RACE = ("cannot lock ref", "unable to update local ref", "is at ")
+RACE_TRIES = 5
 NETWORK_TIMEOUT = 120.0
+REF_LOCK_FILE = "build-watcher/refs.lock"
+
+
+@functools.lru_cache(maxsize=64)
+def _ref_lock_path(repo: Path) -> Path:
+    out = run_git(["rev-parse", "--git-common-dir"], repo).decode().strip()
+    return (repo / out).resolve() / REF_LOCK_FILE
+
+
+@contextlib.contextmanager
+def ref_lock(repo: Path) -> Iterator[None]:
+    """Move this checkout's remote-tracking refs alone: one fetch, push or ref
+    update at a time across every build-watcher process and thread.
+
+    git updates a ref only if it still holds the value git read first, so two
+    fetches (the daemon's poll and a command's transaction) racing for the same
+    tracking ref make one fail with "cannot lock ref ... is at X but expected Y".
+    The lock lives in the git directory, which every process that moves these
+    refs shares whatever its `state_dir`. A holder waits at most for its own git
+    command's timeout.
+    """
+    path = _ref_lock_path(Path(repo))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def fetch_refs(
+    repo: Path, remote: str, refspecs: Sequence[str], *, prune: bool = False
+) -> subprocess.CompletedProcess[bytes]:
+    """`git fetch` of `refspecs` under the ref lock, whatever its exit status.
+
+    A git outside build-watcher (a person's `git fetch`) does not take the lock;
+    a race with it is retried quietly, since either fetch leaves a tip the remote
+    really had.
+    """
+    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
+    args += ["--prune", remote, *refspecs] if prune else [remote, *refspecs]
+    for attempt in range(1, RACE_TRIES + 1):
+        with ref_lock(repo):
+            completed = run_git_process(args, repo, timeout=NETWORK_TIMEOUT)
+        if completed.returncode == 0 or attempt == RACE_TRIES:
+            return completed
+        if not any(race in git_error(completed).stderr for race in _REF_LOCK_RACE):
+            return completed
+        time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
 
 
 def fetch_branch(repo: Path, remote: str, branch: str, tracking_ref: str) -> str | None:
-    """Fetch `branch` from `remote` into `tracking_ref`; its tip, or None if absent.
-
-    A local process fetching at the same moment may hold the ref's lock; that race
-    is retried a few times, since either fetch leaves a tip the remote really had.
-    """
-    refspec = f"+refs/heads/{branch}:{tracking_ref}"
-    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, refspec]
-    for attempt in range(5):
-        completed = run_git_process(args, repo, timeout=NETWORK_TIMEOUT)
-        if completed.returncode == 0:
-            return resolve_commit(repo, tracking_ref)
-        error = git_error(completed)
-        if "couldn't find remote ref" in error.stderr:
-            return None
-        if not any(race in error.stderr for race in _REF_LOCK_RACE) or attempt == 4:
-            raise remote_failure(error, remote)
-        time.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
+    """Fetch `branch` from `remote` into `tracking_ref`; its tip, or None if absent."""
+    completed = fetch_refs(repo, remote, [f"+refs/heads/{branch}:{tracking_ref}"])
+    if completed.returncode == 0:
+        return resolve_commit(repo, tracking_ref)
+    error = git_error(completed)
+    if "couldn't find remote ref" in error.stderr:
+        return None
+    raise remote_failure(error, remote)
 
 
 def resolve_commit(repo: Path, rev: str) -> str | None:
@@ -290,7 +334,8 @@ def push_commit(repo: Path, remote: str, commit: str, branch: str) -> PushResult
     """
     target = f"refs/heads/{branch}"
     args = ["push", "--porcelain", "--no-verify", remote, f"{commit}:{target}"]
-    completed = run_git_process(args, repo, timeout=NETWORK_TIMEOUT)
+    with ref_lock(repo):  # a push to a named remote moves its tracking ref too
+        completed = run_git_process(args, repo, timeout=NETWORK_TIMEOUT)
     for line in completed.stdout.decode("utf-8", "replace").splitlines():
         flag, _, rest = line.partition("\t")
         refs, _, summary = rest.partition("\t")
@@ -350,4 +395,5 @@ def identity_environment(name: str, email: str) -> dict[str, str]:
 def update_ref(repo: Path, ref: str, new: str, old: str | None) -> bool:
     """Move `ref` to `new` only if it still names `old`; whether it moved."""
     args = ["update-ref", ref, new, old or "0" * 40]
-    return run_git_process(args, repo).returncode == 0
+    with ref_lock(repo):
+        return run_git_process(args, repo).returncode == 0

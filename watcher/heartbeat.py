@@ -23,7 +23,14 @@ from typing import Any
 from loguru import logger
 
 from watcher.documents import dump_document, read_blobs
-from watcher.gitrepo import GitError, remote_failure, run_git
+from watcher.gitrepo import (
+    GitError,
+    fetch_refs,
+    git_error,
+    ref_lock,
+    remote_failure,
+    run_git,
+)
 from watcher.layout import heartbeat_path, is_valid_server_id
 from watcher.timestamps import format_timestamp, parse_timestamp
 
@@ -69,13 +76,11 @@ def fetch_refspec(remote: str) -> str:
     return f"+refs/heads/{BRANCH_PREFIX}*:{tracking_prefix(remote)}*"
 
 
-def fetch_heartbeats(repo: Path, remote: str, timeout: float = 120) -> None:
+def fetch_heartbeats(repo: Path, remote: str) -> None:
     """Fetch only the heartbeat branches (the daemon fetches them with main)."""
-    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--prune"]
-    try:
-        run_git([*args, remote, fetch_refspec(remote)], cwd=repo, timeout=timeout)
-    except GitError as error:
-        raise remote_failure(error, remote) from error
+    completed = fetch_refs(repo, remote, [fetch_refspec(remote)], prune=True)
+    if completed.returncode != 0:
+        raise remote_failure(git_error(completed), remote)
 
 
 def heartbeat_document(
@@ -119,15 +124,17 @@ def push_heartbeat(
     """Replace the remote branch with `commit`; the remote-tracking ref follows."""
     target = f"refs/heads/{branch_name(server)}"
     args = ["push", "--quiet", "--force", "--no-verify", remote, f"+{commit}:{target}"]
-    try:
-        run_git(args, cwd=repo, timeout=timeout)
-    except GitError as error:
-        raise remote_failure(error, remote) from error
-    # A push to a URL moves no remote-tracking ref; keep ours current either way.
-    # A fetch running at this moment may hold the ref's lock: then that fetch
-    # brings the same commit, so a failure here is harmless.
-    local = tracking_prefix(remote) + server
-    run_git(["update-ref", local, commit], cwd=repo, check=False)
+    # A push to a named remote moves its tracking ref, a push to a URL does not;
+    # ours is kept current either way, under the ref lock like every fetch. A git
+    # outside build-watcher fetching at this moment brings the same commit, so a
+    # failed update here is harmless.
+    with ref_lock(repo):
+        try:
+            run_git(args, cwd=repo, timeout=timeout)
+        except GitError as error:
+            raise remote_failure(error, remote) from error
+        local = tracking_prefix(remote) + server
+        run_git(["update-ref", local, commit], cwd=repo, check=False)
     logger.debug("heartbeat pushed", server=server, commit=commit)
 
 

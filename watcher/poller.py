@@ -20,12 +20,11 @@ from loguru import logger
 from watcher.config import Config
 from watcher.errors import WatcherError
 from watcher.gitrepo import (
-    NETWORK_TIMEOUT,
     RemoteUnreachable,
+    fetch_refs,
     git_error,
     remote_failure,
     run_git,
-    run_git_process,
 )
 from watcher.heartbeat import fetch_refspec, tracking_prefix
 from watcher.hints import Hint, HintKind, HintSink
@@ -37,12 +36,9 @@ STOP_WAIT = 5.0
 def fetch_remote(config: Config) -> bool:
     """Fetch the branch and the heartbeat branches; whether any of their refs moved."""
     before = _remote_refs(config)
-    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--prune"]
     refspecs = [f"+refs/heads/{config.branch}:{config.tracking_ref}"]
     refspecs.append(fetch_refspec(config.remote))
-    completed = run_git_process(
-        [*args, config.remote, *refspecs], config.repo, timeout=NETWORK_TIMEOUT
-    )
+    completed = fetch_refs(config.repo, config.remote, refspecs, prune=True)
     if completed.returncode != 0:
         raise remote_failure(git_error(completed), config.remote)
     return _remote_refs(config) != before

@@ -5,7 +5,9 @@
 Prints:
 - the time to diff a messages.json of N messages against the same with one more
   (the diff alone, on parsed documents), then with parsing and validation of the
-  new version, then end to end through git (read_snapshot + diff_snapshots);
+  new version (in a process that has seen no record, and in one that validated
+  the previous version, as a following daemon has), then end to end through git
+  (read_snapshot + diff_snapshots);
 - the replay of the whole corpus history into events: commits per second, with a
   cold blob cache, and the peak memory of that replay (tracemalloc, in a second
   run, since tracing slows it down; and the process's maximum resident size).
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from watcher.diff import diff_documents, diff_snapshots  # noqa: E402
 from watcher.documents import dump_document, read_snapshot  # noqa: E402
+from watcher.findings import RECORDS  # noqa: E402
 from watcher.history import replay  # noqa: E402
 from watcher.layout import MESSAGES_PATH  # noqa: E402
 from watcher.validation import Profile, check_document  # noqa: E402
@@ -72,15 +75,27 @@ def bench_diff(count: int) -> None:
     diff_ms, events = timed(
         lambda: diff_documents(MESSAGES_PATH, old, new, me), repeat=21
     )
-    parse_ms, _ = timed(
-        lambda: check_document(MESSAGES_PATH, data, Profile.LEGACY), repeat=5
-    )
+    cold_ms = statistics.median(validate(data, None) for _ in range(3))
+    parse_ms = statistics.median(validate(data, dump_document(old)) for _ in range(5))
     print(f"messages.json of {count} messages ({len(data) / 1e6:.1f} MB), one added:")
     kinds = [event.kind.value for event in events]  # type: ignore[attr-defined]
     print(f"  diff alone (parsed documents):     {diff_ms:8.1f} ms -> {kinds}")
+    print(f"  parse + validate, nothing seen:    {cold_ms:8.1f} ms")
     print(f"  parse + validate the new version:  {parse_ms:8.1f} ms")
+    print("    (the previous version validated before, as the daemon has)")
     print(f"  together:                          {diff_ms + parse_ms:8.1f} ms")
     bench_through_git(old, new)
+
+
+def validate(data: bytes, seen: bytes | None) -> float:
+    """Milliseconds to validate `data` in a process that remembers no record, or
+    only those of `seen`."""
+    RECORDS.clear()
+    if seen is not None:
+        check_document(MESSAGES_PATH, seen, Profile.LEGACY)
+    start = time.perf_counter()
+    check_document(MESSAGES_PATH, data, Profile.LEGACY)
+    return (time.perf_counter() - start) * 1000
 
 
 def bench_through_git(old: dict[str, Any], new: dict[str, Any]) -> None:

@@ -15,12 +15,14 @@ from watcher.config import Config, load_config
 from watcher.documents import read_snapshot
 from watcher.joblist import SubmitJob
 from watcher.layout import JOBS_PATH
+from watcher.timestamps import now_utc
 from watcher.transaction import (
     Draft,
     Moot,
     OutcomeStatus,
     read_shared_snapshot,
     register_operation,
+    snapshot_at,
     transact,
 )
 from watcher.validation import Profile
@@ -240,3 +242,126 @@ def test_a_command_that_writes_needs_a_server_id(fleet: Fleet) -> None:
 
     with pytest.raises(Exception, match="no server id"):
         transact(load_config(str(checkout)), AppendNote("x"))
+
+
+LEGACY_JOB = {
+    "id": "job_old",
+    "type": "build",
+    "status": "completed",
+    "priority": 2,
+    "branch": "main",
+    "created_at": "2025-11-04 10:00",
+}
+
+
+def push_jobs(fleet: Fleet, jobs: list[dict[str, Any]]) -> None:
+    seeder = fleet.clone("person")
+    (seeder / JOBS_PATH).write_text(json.dumps({"jobs": jobs}, indent=2) + "\n")
+    git("commit", "-qam", "jobs written by hand", cwd=seeder)
+    git("push", "-q", "origin", "main", cwd=seeder)
+
+
+@dataclass(frozen=True)
+class EditJob:
+    """A test operation: set one field of one job record, or append a record."""
+
+    name: ClassVar[str] = "test-edit-job"
+    job_id: str
+    field: str
+    value: Any
+    append: dict[str, Any] | None = None
+
+    def apply(self, draft: Draft) -> str | Moot:
+        document = draft.read(JOBS_PATH)
+        for job in document["jobs"]:
+            if job["id"] == self.job_id:
+                job[self.field] = self.value
+        if self.append is not None:
+            document["jobs"].append(self.append)
+        draft.write(JOBS_PATH, document)
+        return f"edit {self.job_id}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+
+def jobs_on_remote(fleet: Fleet) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = json.loads(fleet.remote_file(JOBS_PATH))["jobs"]
+    return jobs
+
+
+def test_a_write_next_to_untouched_legacy_records_is_accepted(fleet: Fleet) -> None:
+    push_jobs(fleet, [LEGACY_JOB])
+    config = config_for(fleet.clone("build1"), "build1")
+
+    outcome = transact(config, SubmitJob(type="build", branch="main"))
+
+    assert outcome.is_done
+    assert jobs_on_remote(fleet)[0] == LEGACY_JOB
+
+
+def test_an_altered_legacy_record_may_keep_what_it_already_departed_in(
+    fleet: Fleet,
+) -> None:
+    push_jobs(fleet, [LEGACY_JOB])
+    config = config_for(fleet.clone("build1"), "build1")
+
+    outcome = transact(config, EditJob("job_old", "priority", 1))
+
+    assert outcome.is_done
+    assert jobs_on_remote(fleet)[0] == {**LEGACY_JOB, "priority": 1}
+
+
+def test_an_added_record_in_the_legacy_form_is_refused(fleet: Fleet) -> None:
+    push_jobs(fleet, [{**LEGACY_JOB, "created_at": "2025-11-04T10:00:00Z"}])
+    config = config_for(fleet.clone("build1"), "build1")
+    added = {**LEGACY_JOB, "id": "job_new"}
+
+    outcome = transact(config, EditJob("none", "priority", 1, append=added))
+
+    assert outcome.status is OutcomeStatus.FAILED
+    assert "$.jobs[1].created_at" in outcome.reason
+
+
+def test_a_retyped_value_in_a_record_counts_as_a_change(fleet: Fleet) -> None:
+    strict_job = {**LEGACY_JOB, "created_at": "2025-11-04T10:00:00Z", "priority": 1}
+    push_jobs(fleet, [strict_job])
+    config = config_for(fleet.clone("build1"), "build1")
+    added = {**strict_job, "id": "job_new"}
+
+    # True == 1 in Python, yet the record is no longer the same JSON.
+    outcome = transact(config, EditJob("job_old", "priority", True, append=added))
+
+    assert outcome.status is OutcomeStatus.FAILED
+    assert "$.jobs[0].priority" in outcome.reason
+
+
+@dataclass(frozen=True)
+class ScribbleOnTheBase:
+    """A test operation that changes what it read in every way it can."""
+
+    name: ClassVar[str] = "test-scribble"
+
+    def apply(self, draft: Draft) -> str | Moot:
+        document = draft.read(JOBS_PATH)
+        document["jobs"][0]["priority"] = 9
+        document["jobs"].clear()
+        draft.write(JOBS_PATH, document)
+        document["jobs"].append({**LEGACY_JOB, "id": "job_late"})
+        return "scribble"
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+
+def test_an_operation_never_changes_the_documents_it_was_given(fleet: Fleet) -> None:
+    push_jobs(fleet, [LEGACY_JOB])
+    config = config_for(fleet.clone("build1"), "build1")
+    tip = git("rev-parse", "main", cwd=fleet.remote).strip()
+    base = snapshot_at(config, tip)
+    draft = Draft(base, "build1", now_utc())
+
+    ScribbleOnTheBase().apply(draft)
+
+    assert base.documents[JOBS_PATH] == {"jobs": [LEGACY_JOB]}
+    assert draft.changed_documents()[JOBS_PATH]["jobs"][0]["id"] == "job_late"

@@ -364,3 +364,50 @@ def test_a_parsed_value_is_judged_as_a_change_too() -> None:
     assert [(p.json_path, p.line) for p in problems if p.is_error] == [
         ("$.messages[2].type", 0)
     ]
+
+
+def test_without_warnings_a_legacy_document_has_the_same_errors_and_no_warnings() -> (
+    None
+):
+    store = legacy_messages()
+    store["messages"].append({"id": "msg_9", "from": "build1"})
+    data = dump_document(store)
+
+    full = check_document("coordination/messages.json", data, Profile.LEGACY)
+    quick = check_document(
+        "coordination/messages.json", data, Profile.LEGACY, warnings=False
+    )
+
+    assert not quick.is_valid and quick.errors == full.errors
+    assert [p for p in quick.problems if p.severity is Severity.WARNING] == []
+    assert [p for p in full.problems if p.severity is Severity.WARNING] != []
+
+
+def test_a_valid_version_remembered_by_its_blob_is_only_parsed() -> None:
+    data = dump_document(legacy_messages())
+    path, blob = "coordination/messages.json", "b" * 40
+    first = check_document(path, data, Profile.LEGACY, warnings=False, blob=blob)
+
+    # The same blob id stands for the same bytes: a lie here shows the shortcut.
+    broken = dump_document({"messages": [{"id": "msg_1"}]})
+    again = check_document(path, broken, Profile.LEGACY, warnings=False, blob=blob)
+    other = check_document(path, broken, Profile.LEGACY, warnings=False, blob="c" * 40)
+
+    assert first.is_valid and again.is_valid and not other.is_valid
+    assert again.value == {"messages": [{"id": "msg_1"}]}
+
+
+def test_records_of_a_valid_version_that_a_change_keeps_are_not_validated_again() -> (
+    None
+):
+    # `before` is not really valid: what is trusted shows in what is reported.
+    before = {"messages": [dict(MESSAGE, id="msg_1", to=42)]}
+    after = copy.deepcopy(before)
+    after["messages"].append(dict(MESSAGE, id="msg_2"))
+    path = "coordination/messages.json"
+
+    trusted = check_value_change(path, after, before, before_is_valid=True)
+    judged = check_value_change(path, after, before)
+
+    assert trusted == []
+    assert [p.json_path for p in judged if p.is_error] == ["$.messages[0].to"]

@@ -238,7 +238,8 @@ def _results_for(
     contents = read_blobs(repo, missing.values())
     for path, sha in missing.items():
         profile, warnings = judgement
-        result = check_document(path, contents[sha], profile, warnings=warnings)
+        data = contents[sha]
+        result = check_document(path, data, profile, warnings=warnings, blob=sha)
         cache.put(sha, path, result)
         results[path] = result
     return results

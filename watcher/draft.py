@@ -59,6 +59,7 @@ class Draft:
         self._changes: dict[str, Any] = {}
         self._read_past_limit = read_past_limit
         self._oversized: dict[str, Any] = {}
+        self._handed_out: dict[str, Any] = {}  # the last copy `read` gave, by path
 
     def read(self, path: str, default: Any = None, *, oversized: bool = False) -> Any:
         """A deep copy of the document at `path` (as changed so far), or `default`.
@@ -69,10 +70,13 @@ class Draft:
         """
         if path in self._changes:
             value = self._changes[path]
-            return copied(default if value is _REMOVED else value)
-        if path in self.base.problems:
-            return copied(self._past_limit(path) if oversized else self._refuse(path))
-        return copied(self.base.documents.get(path, default))
+            found = copied(default if value is _REMOVED else value)
+        elif path in self.base.problems:
+            found = copied(self._past_limit(path) if oversized else self._refuse(path))
+        else:
+            found = copied(self.base.documents.get(path, default))
+        self._handed_out[path] = found
+        return found
 
     def original(self, path: str) -> Any:
         """The valid version of `path` the operation started from (None: none)."""
@@ -105,7 +109,12 @@ class Draft:
         )
 
     def write(self, path: str, value: Any) -> None:
-        self._changes[path] = copied(value)
+        """Keep a copy of `value`. The draft's own copy that `read` gave out for
+        this path is taken as it is instead (copying a store of thousands of
+        records again is a good part of a write): what is written is then that
+        object as the operation leaves it."""
+        is_ours = value is self._handed_out.pop(path, None)
+        self._changes[path] = value if is_ours else copied(value)
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """A file that is not a coordination document (a trimmed build log)."""

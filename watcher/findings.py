@@ -146,14 +146,10 @@ def record_findings(
     kind: DocumentKind, profile: Profile, member: str, record: Any
 ) -> tuple[Finding, ...]:
     """The schema errors of one record of `member`, remembered by its content."""
-    content = plain_content(record)
-    key = None
-    if content is not None:
-        prefix = _digest_prefix(kind, profile, member)
-        key = blake2b(prefix + content, digest_size=DIGEST_SIZE).digest()
-        known = RECORDS.get(key)
-        if known is not None:
-            return known
+    key = record_key(kind, profile, member, record)
+    known = RECORDS.get(key) if key is not None else None
+    if known is not None:
+        return known
     split = split_validators(kind, profile, member)
     assert split is not None  # only called once the split exists
     # Validated as JSON would read it back: a tuple an operation put there is a list.
@@ -162,6 +158,23 @@ def record_findings(
     if key is not None:
         RECORDS.put(key, findings)
     return findings
+
+
+def record_key(
+    kind: DocumentKind, profile: Profile, member: str, record: Any
+) -> bytes | None:
+    """The digest a record's verdict is remembered by (None: not plain JSON)."""
+    content = plain_content(record)
+    if content is None:
+        return None
+    prefix = _digest_prefix(kind, profile, member)
+    return blake2b(prefix + content, digest_size=DIGEST_SIZE).digest()
+
+
+def version_key(kind: DocumentKind, profile: Profile, blob: str) -> bytes:
+    """The digest a whole version of a document, a git blob, is remembered by."""
+    prefix = _digest_prefix(kind, profile, "\0version")
+    return blake2b(prefix + blob.encode(), digest_size=DIGEST_SIZE).digest()
 
 
 @functools.cache
@@ -180,22 +193,49 @@ def plain_content(value: Any) -> bytes | None:
 
 
 def unchanged_records(old: list[Any], new: list[Any]) -> list[int]:
-    """Indices of the records of `new` equal, as JSON, to a record of `old`."""
+    """Indices of the records of `new` equal, as JSON, to a record of `old`.
+
+    A write usually appends or alters a few records in place, so records are
+    first compared where they stand, a run of them at a time; only those that
+    moved or changed are looked for among all the old ones.
+    """
+    unchanged: list[int] = []
+    strays: list[int] = []
+    for start in range(0, len(new), _RUN):
+        stop = min(start + _RUN, len(new))
+        if stop <= len(old) and _same_content(old[start:stop], new[start:stop]):
+            unchanged += range(start, stop)
+            continue
+        for index in range(start, stop):
+            is_kept = index < len(old) and _same_content(old[index], new[index])
+            (unchanged if is_kept else strays).append(index)
+    return sorted(unchanged + _found_in(old, new, strays))
+
+
+_RUN = 256  # records compared at once where they stand
+
+
+def _found_in(old: list[Any], new: list[Any], indices: list[int]) -> list[int]:
+    """Those of `indices` whose record in `new` is also among `old`. Equal records
+    have equal ids: a few are looked for among the old ones with that id."""
+    if len(indices) <= 8:
+        return [
+            index
+            for index in indices
+            if any(_is_same(new[index], o) for o in _with_id(old, _id_of(new[index])))
+        ]
     quick = {content for content in map(plain_content, old) if content is not None}
     by_id: dict[Any, list[Any]] | None = None
-    unchanged = []
-    for index, record in enumerate(new):
+    found = []
+    for index in indices:
+        record = new[index]
         content = plain_content(record)
-        if content is not None and content in quick:
-            unchanged.append(index)
-            continue
-        # Equal as JSON but not byte for byte (keys in another order): rare, so
-        # only the old records with the same id are compared the slow way.
-        by_id = _by_id(old) if by_id is None else by_id
-        text = _json_text(record)
-        if any(_json_text(o) == text for o in by_id.get(_id_of(record), ())):
-            unchanged.append(index)
-    return unchanged
+        if content is None or content not in quick:
+            by_id = _by_id(old) if by_id is None else by_id
+            if not any(_is_same(record, o) for o in by_id.get(_id_of(record), [])):
+                continue
+        found.append(index)
+    return found
 
 
 def _by_id(records: list[Any]) -> dict[Any, list[Any]]:
@@ -203,6 +243,21 @@ def _by_id(records: list[Any]) -> dict[Any, list[Any]]:
     for record in records:
         grouped.setdefault(_id_of(record), []).append(record)
     return grouped
+
+
+def _with_id(records: list[Any], key: Any) -> list[Any]:
+    return [record for record in records if _id_of(record) == key]
+
+
+def _same_content(value: Any, other: Any) -> bool:
+    content = plain_content(value)
+    return content is not None and content == plain_content(other)
+
+
+def _is_same(value: Any, other: Any) -> bool:
+    """Equal as JSON: the same content byte for byte, or (keys in another order,
+    rare) the same text once keys are sorted."""
+    return _same_content(value, other) or _json_text(value) == _json_text(other)
 
 
 def _id_of(record: Any) -> Any:

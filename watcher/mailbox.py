@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from watcher.credentials import describe_findings, find_secrets
+from watcher.documents import dump_document
 from watcher.errors import UsageError, WatcherError
 from watcher.ids import new_id
+from watcher.jsonload import MAX_BYTES
 from watcher.layout import MESSAGES_PATH, is_valid_server_id
 from watcher.messages import (
     BROADCAST,
@@ -280,39 +282,67 @@ class ArchiveMessages:
         # The loader's hint for a store over its size limit is to archive: so
         # archiving must be able to read one.
         document = _messages_document(draft, oversized=True)
+        records = document["messages"]
         cutoff = draft.now - timedelta(days=self.older_than_days)
-        kept, moved = _partition(
-            document["messages"], cutoff, known_servers(draft.base.paths)
-        )
-        draft.result = {path: len(records) for path, records in sorted(moved.items())}
+        chosen = _choose(records, cutoff, known_servers(draft.base.paths))
+        moved: set[int] = set()
+        draft.result = {}
+        for path, indices in sorted(chosen.items()):
+            archive, count = _archive_with(draft, path, [records[i] for i in indices])
+            if count:
+                draft.write(path, archive)
+                draft.result[path] = count
+                moved.update(indices[:count])
         if not moved:
-            return Moot(
-                f"no message older than {self.older_than_days:g} days has been read "
-                "by all its recipients"
-            )
-        from watcher.migration import migrate_documents  # costs `send` time
-
-        for path, records in moved.items():
-            archive = _messages_document(draft, path)
-            archive["messages"].extend(records)
-            migrated = migrate_documents({path: archive}, draft.now).documents
-            draft.write(path, migrated.get(path, archive))
-        document["messages"] = kept
+            return Moot(self._why_nothing(chosen))
+        document["messages"] = [r for i, r in enumerate(records) if i not in moved]
         draft.write(MESSAGES_PATH, document)
-        return f"archive {sum(draft.result.values())} messages"
+        return f"archive {len(moved)} messages"
+
+    def _why_nothing(self, chosen: dict[str, list[int]]) -> str:
+        if chosen:
+            return (
+                f"the archive files {', '.join(sorted(chosen))} are full (the "
+                f"{MAX_BYTES // 2**20} MiB limit of a coordination file)"
+            )
+        return (
+            f"no message older than {self.older_than_days:g} days has been read "
+            "by all its recipients"
+        )
 
 
-def _partition(
+def _choose(
     records: list[Any], cutoff: datetime, known: list[str]
-) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
-    """The records that stay, and those that move by archive file, in order."""
-    kept: list[Any] = []
-    moved: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
+) -> dict[str, list[int]]:
+    """The records (by index) that may move, by archive file, in order."""
+    chosen: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
         is_record = isinstance(record, dict)
         when = parse_timestamp(record.get("timestamp")) if is_record else None
         if when is not None and when < cutoff and is_read_by_all(record, known):
-            moved[archive_path(when)].append(record)
-        else:
-            kept.append(record)
-    return kept, moved
+            chosen[archive_path(when)].append(index)
+    return chosen
+
+
+def _archive_with(
+    draft: Draft, path: str, records: list[dict[str, Any]]
+) -> tuple[dict[str, Any], int]:
+    """The archive file at `path` with as many of `records` as fit under the
+    loader's size limit (the oldest first), in the strict form; and how many.
+
+    A file over the limit could be read by nobody: a month's messages beyond it
+    stay in the store, to move once the limit allows it.
+    """
+    from watcher.migration import migrate_documents  # costs `send` time
+
+    archive = _messages_document(draft, path)
+    count = len(records)
+    while count:
+        candidate = {**archive, "messages": [*archive["messages"], *records[:count]]}
+        migrated = migrate_documents({path: candidate}, draft.now).documents
+        written = migrated.get(path, candidate)
+        size = len(dump_document(written))
+        if size <= MAX_BYTES:
+            return written, count
+        count = min(count - 1, int(count * MAX_BYTES / size * 0.98))
+    return archive, 0

@@ -43,7 +43,7 @@ from watcher.ids import new_ulid
 from watcher.jsonload import MAX_BYTES, paused_collection
 from watcher.layout import kind_of
 from watcher.timestamps import format_timestamp, now_utc
-from watcher.validation import DocumentResult, Profile, check_document
+from watcher.validation import DocumentResult, Profile, check_document, vouch_for
 from watcher.verdicts import VERDICTS
 from watcher.worktree import fast_forward
 
@@ -285,8 +285,9 @@ class _SnapshotMemory:
                 data = plan.changes.get(path)
                 # A store archived but still over the size limit stays refused.
                 if data is not None and len(data) <= MAX_BYTES:
-                    result = DocumentResult(path, kind_of(path), value, [])
-                    cache.put(blob_id(data), path, result)
+                    blob = blob_id(data)
+                    cache.put(blob, path, DocumentResult(path, kind_of(path), value))
+                    vouch_for(path, blob)
 
 
 _MEMORY = _SnapshotMemory()

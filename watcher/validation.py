@@ -39,6 +39,7 @@ __all__ = [
     "check_document",
     "check_value",
     "check_value_change",
+    "vouch_for",
 ]
 
 NO_SCHEMA_RULE = "no-schema"
@@ -76,20 +77,40 @@ def check_document(
     *,
     warnings: bool = True,
     max_bytes: int | None = MAX_BYTES,
+    blob: str | None = None,
 ) -> DocumentResult:
     """Parse then validate one file's bytes.
 
     `warnings=False` validates a legacy document with the legacy profile alone,
     leaving out the strict pass that finds each departure from strict: the same
     errors, and so the same validity, at half the cost or less. `max_bytes=None`
-    lifts the loader's size limit (see `load_json`).
+    lifts the loader's size limit (see `load_json`). `blob`, the git object id of
+    `data`: a version found valid before, here or by an earlier command
+    (`watcher.verdicts`), is then only parsed; without warnings only, since
+    those are not remembered.
     """
-    return _check(
+    kind = kind_of(path)
+    key = found.version_key(kind, profile, blob) if kind and blob else None
+    is_known = key is not None and found.RECORDS.get(key) == ()
+    if is_known and (profile is Profile.STRICT or not warnings):
+        return _check(path, data, lambda value: _Verdict(), max_bytes)
+    result = _check(
         path,
         data,
         lambda value: _judge_profile(path, value, profile, warnings),
         max_bytes,
     )
+    if key is not None and result.is_valid:
+        found.RECORDS.put(key, ())
+    return result
+
+
+def vouch_for(path: str, blob: str) -> None:
+    """Remember that version `blob` of `path` passes the legacy profile (one the
+    product wrote after checking what it changed)."""
+    kind = kind_of(path)
+    if kind is not None:
+        found.RECORDS.put(found.version_key(kind, Profile.LEGACY, blob), ())
 
 
 def check_value(path: str, value: Any, profile: Profile) -> list[Problem]:

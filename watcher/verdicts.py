@@ -100,15 +100,15 @@ _FINGERPRINT: list[bytes] = []
 
 
 def fingerprint() -> bytes:
-    """What a verdict depends on: the bundled schemas, the modules that apply them,
-    the jsonschema release, and the Python that computes the digests."""
+    """What a verdict depends on: the bundled schemas, the modules of this package
+    and of jsonschema that apply them, and the Python that computes the digests."""
     if not _FINGERPRINT:
-        import importlib.metadata  # a few milliseconds, only for a command that writes
+        import jsonschema
 
         digest = hashlib.sha256(sys.version.encode())
-        digest.update(importlib.metadata.version("jsonschema").encode())
-        for module in (findings, schemas):
-            digest.update(Path(module.__file__ or "").read_bytes())
+        judges = sorted(Path(jsonschema.__file__).parent.glob("*.py"))
+        for source in [Path(findings.__file__), Path(schemas.__file__), *judges]:
+            digest.update(source.read_bytes())
         package = resources.files(schemas.SCHEMA_PACKAGE)
         for kind in DocumentKind:
             digest.update(package.joinpath(kind.schema_file).read_bytes())

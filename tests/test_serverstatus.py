@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Fleet, git
-from watcher.config import Config
+from watcher.config import Config, JobType
 from watcher.documents import Snapshot, read_snapshot
 from watcher.draft import rebuild_operation
 from watcher.serverstatus import (
@@ -38,7 +39,7 @@ def remote_json(fleet: Fleet, path: str) -> dict:
 
 def test_status_keeps_the_seed_shape(fleet: Fleet, config: Config) -> None:
     update = StatusUpdate(
-        "build1", "idle", system=SYSTEM, capabilities=capabilities(config)
+        "build1", "idle", system=SYSTEM, capabilities=capabilities(config, None)
     )
 
     outcome = transact(config, update)
@@ -51,6 +52,23 @@ def test_status_keeps_the_seed_shape(fleet: Fleet, config: Config) -> None:
     assert status["system"] == SYSTEM
     assert set(status["capabilities"]) >= {"job_types", "labels", "cores", "memory_gb"}
     assert status["timestamp"].endswith("Z")
+
+
+def test_capabilities_list_the_job_types_this_server_would_claim(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configured = replace(config, job_types={"make": JobType("make", ("make",))})
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    maven = tools / "mvn"
+    maven.write_text("#!/bin/sh\n")
+    maven.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    shared = {"cloudstack": {"repository": "https://github.com/apache/cloudstack"}}
+
+    assert capabilities(configured, None)["job_types"] == ["make"]
+    assert capabilities(configured, shared)["job_types"] == ["build", "make"]
+    assert capabilities(config, None)["job_types"] == []
 
 
 def test_a_status_change_writes_status_and_main_heartbeat_in_one_commit(

@@ -31,7 +31,7 @@ from watcher.dashboard import DashboardUpdate, health_document, health_signature
 from watcher.fleet import compute_fleet
 from watcher.heartbeat import Heartbeat, read_heartbeats
 from watcher.judgement import VIEW_FILE, judge_watch, load_view, save_view, view_of
-from watcher.layout import DASHBOARD_PATH
+from watcher.layout import BUILD_CONFIG_PATH, DASHBOARD_PATH
 from watcher.liveness import Liveness, PeerWatch, Transition, transition_event
 from watcher.serverstatus import (
     HeartbeatPublisher,
@@ -123,7 +123,9 @@ class FleetWatch:
             self.node,
             status,
             system=system_metrics(config.repo),
-            capabilities=capabilities(config),
+            capabilities=capabilities(
+                config, self.daemon.snapshot.get(BUILD_CONFIG_PATH)
+            ),
             keep_resting=keep_resting,
         )
         outcome = self.daemon.transact(update)

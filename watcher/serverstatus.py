@@ -27,12 +27,13 @@ from typing import Any, ClassVar
 import psutil
 from loguru import logger
 
-from watcher.config import DEFAULT_JOB_TYPES, Config
+from watcher.config import Config
 from watcher.documents import Snapshot
 from watcher.draft import Draft, Moot, Operation, operation_payload, register_operation
 from watcher.gitrepo import RemoteAccessDenied, RemoteUnreachable
 from watcher.heartbeat import commit_heartbeat, heartbeat_document, push_heartbeat
 from watcher.layout import heartbeat_path, status_path
+from watcher.recipes import runnable_types
 from watcher.timestamps import format_timestamp, now_utc, parse_timestamp
 from watcher.transaction import Outcome
 
@@ -61,10 +62,13 @@ def host_uptime() -> float:
     return max(0.0, time.time() - psutil.boot_time())
 
 
-def capabilities(config: Config) -> dict[str, Any]:
-    """What this server can run: job types, labels, cores and memory."""
+def capabilities(
+    config: Config, build_config: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What this server can run: the job types it would claim under the shared
+    build configuration, its labels, cores and memory."""
     return {
-        "job_types": sorted(config.job_types or DEFAULT_JOB_TYPES),
+        "job_types": sorted(runnable_types(config, build_config)),
         "labels": list(config.labels),
         "cores": psutil.cpu_count() or 1,
         "memory_gb": round(psutil.virtual_memory().total / _GB),

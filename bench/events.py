@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from watcher.diff import diff_documents, diff_snapshots  # noqa: E402
 from watcher.documents import dump_document, read_snapshot  # noqa: E402
-from watcher.findings import RECORDS  # noqa: E402
 from watcher.history import replay  # noqa: E402
 from watcher.layout import MESSAGES_PATH  # noqa: E402
+from watcher.recordmemory import RECORDS  # noqa: E402
 from watcher.validation import Profile, check_document  # noqa: E402
 
 BUNDLE = ROOT.parent / "shared" / "corpus" / "history.bundle"

@@ -67,7 +67,7 @@ def in_process(versions: list[tuple[str, bytes]], profile: Profile) -> float:
 
 def forget_records() -> None:
     """Each figure starts from nothing remembered, as a fresh process would."""
-    from watcher.findings import RECORDS
+    from watcher.recordmemory import RECORDS
 
     RECORDS.clear()
 

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import Fleet, git
 from tests.test_mailbox import SERVERS, config_for, publish_servers
 from tests.test_message_commands import cli, ok
-from watcher import findings, verdicts
+from watcher import findings, recordmemory, verdicts
 from watcher.documents import dump_document
 from watcher.jsonload import MAX_BYTES
 from watcher.layout import MESSAGES_PATH
@@ -133,12 +133,14 @@ def test_documents_are_written_exactly_as_the_standard_library_writes(
 
 
 def test_records_equal_as_json_are_unchanged_and_a_retyped_number_is_not() -> None:
-    old = [{"id": "a", "n": 1}, {"id": "b", "n": 2}, {"id": "c", "n": 3}]
+    old = [{"id": "a", "n": 1}, {"id": "b", "n": 2}, {"id": "c", "n": 1}]
     reordered = {"n": 2, "id": "b"}
-    retyped = {"id": "c", "n": True}  # equal to 1 in Python, not in JSON
+    retyped = {"id": "c", "n": True}  # equal to old[2] in Python, not in JSON
+    new = [old[0], reordered, retyped, {"id": "d"}]
 
-    found = findings.unchanged_records(old, [old[0], reordered, retyped, {"id": "d"}])
+    found = recordmemory.unchanged_records(old, new)
 
+    assert retyped == old[2]
     assert found == [0, 1]
 
 
@@ -148,31 +150,31 @@ def test_unchanged_records_are_found_where_they_moved() -> None:
     new[10]["body"] = "changed"
     new.insert(500, {"id": "fresh"})
 
-    found = findings.unchanged_records(old, new)
+    found = recordmemory.unchanged_records(old, new)
 
     assert found == [i for i in range(len(new)) if i not in (10, 500)]
 
 
 def test_valid_records_are_remembered_between_processes(tmp_path: Path) -> None:
-    findings.RECORDS.clear()
+    recordmemory.RECORDS.clear()
     verdicts.VERDICTS.load(tmp_path)
     record = read_message(7, "2025-10")
     assert findings.record_findings(*record_of_messages(), record) == ()
 
     verdicts.VERDICTS.save(tmp_path)
-    findings.RECORDS.clear()
+    recordmemory.RECORDS.clear()
     saved = verdicts.read_digests(tmp_path / verdicts.FILE_NAME)
-    findings.RECORDS.seed_valid(saved)
+    recordmemory.RECORDS.seed_valid(saved)
 
-    key = findings.record_key(*record_of_messages(), record)
-    assert key is not None and findings.RECORDS.get(key) == ()
+    key = recordmemory.record_key(*record_of_messages(), record)
+    assert key is not None and recordmemory.RECORDS.get(key) == ()
     assert len(saved) == 1
 
 
 def test_a_verdicts_file_of_other_code_or_torn_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / verdicts.FILE_NAME
-    verdicts.write_digests(path, [b"x" * findings.DIGEST_SIZE])
-    assert verdicts.read_digests(path) == [b"x" * findings.DIGEST_SIZE]
+    verdicts.write_digests(path, [b"x" * recordmemory.DIGEST_SIZE])
+    assert verdicts.read_digests(path) == [b"x" * recordmemory.DIGEST_SIZE]
 
     path.write_bytes(path.read_bytes() + b"torn")
     assert verdicts.read_digests(path) == []

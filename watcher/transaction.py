@@ -15,20 +15,17 @@ When the remote cannot be reached, the operation waits in the durable offline qu
 from __future__ import annotations
 
 import enum
-import hashlib
 import random
 import re
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from watcher import gitrepo, outbox
 from watcher.config import Config
-from watcher.documents import BlobCache, Snapshot, read_blobs, read_snapshot
+from watcher.documents import Snapshot, read_snapshot
 from watcher.draft import (
     Draft,
     InvalidBase,
@@ -40,10 +37,9 @@ from watcher.draft import (
 )
 from watcher.errors import WatcherError
 from watcher.ids import new_ulid
-from watcher.jsonload import MAX_BYTES, paused_collection
-from watcher.layout import kind_of
+from watcher.jsonload import paused_collection
 from watcher.timestamps import format_timestamp, now_utc
-from watcher.validation import DocumentResult, Profile, check_document, vouch_for
+from watcher.tipcache import read_past_limit, remember_written, snapshot_at
 from watcher.verdicts import VERDICTS
 from watcher.worktree import fast_forward
 
@@ -55,6 +51,7 @@ __all__ = [
     "OutcomeStatus",
     "flush_outbox",
     "register_operation",
+    "snapshot_at",
     "transact",
 ]
 
@@ -205,7 +202,7 @@ def _attempt(config: Config, operation: Operation, entry_id: str | None) -> Outc
         pushed = gitrepo.push_commit(config.repo, config.remote, commit, config.branch)
         if pushed.status in (gitrepo.PushStatus.PUSHED, gitrepo.PushStatus.UP_TO_DATE):
             _after_push(config, tracking, tip, commit)
-            _MEMORY.remember_written(config.repo, plan)
+            remember_written(config.repo, plan.changes, plan.documents)
             status = OutcomeStatus.DONE
             return Outcome(status, plan.summary, "", commit, plan.result, number)
         last_rejection = f"{pushed.status.value}: {pushed.summary}"
@@ -252,63 +249,6 @@ def _decide(config: Config, operation: Operation, tip: str | None) -> _Plan | Ou
     if not changes:
         return Outcome(OutcomeStatus.DONE, decision, "", tip, draft.result)
     return _Plan(decision, changes, draft.result, draft.changed_documents())
-
-
-class _SnapshotMemory:
-    """The last snapshot read per repository, and a cache of parsed blobs, so that a
-    long-running process re-parses only documents that changed since its last
-    transaction (a claim rewrites one file of several)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.last: dict[Path, Snapshot] = {}
-        self.caches: dict[Path, BlobCache] = {}
-
-    def read(self, repo: Path, tip: str) -> Snapshot:
-        with self.lock:
-            previous = self.last.get(repo)
-            cache = self.caches.setdefault(repo, BlobCache())
-        snapshot = read_snapshot(
-            repo, tip, previous=previous, cache=cache, warnings=False
-        )
-        with self.lock:
-            self.last[repo] = snapshot
-        return snapshot
-
-    def remember_written(self, repo: Path, plan: _Plan) -> None:
-        """Our own commit is the likely next tip: its documents, strictly valid,
-        need no second parse. The key is the blob's id as git computes it (SHA-1
-        repositories; elsewhere the entry is simply never hit)."""
-        with self.lock:
-            cache = self.caches.setdefault(repo, BlobCache())
-            for path, value in plan.documents.items():
-                data = plan.changes.get(path)
-                # A store archived but still over the size limit stays refused.
-                if data is not None and len(data) <= MAX_BYTES:
-                    blob = blob_id(data)
-                    cache.put(blob, path, DocumentResult(path, kind_of(path), value))
-                    vouch_for(path, blob)
-
-
-_MEMORY = _SnapshotMemory()
-
-
-def blob_id(data: bytes) -> str:
-    header = b"blob %d\0" % len(data)
-    return hashlib.sha1(header + data, usedforsecurity=False).hexdigest()
-
-
-def read_past_limit(repo: Path, base: Snapshot, path: str) -> DocumentResult:
-    """The document at `path` of `base`, checked with the loader's size limit
-    lifted (legacy profile): for an operation that shrinks an oversized store."""
-    blob = base.blobs[path]
-    data = read_blobs(repo, [blob])[blob]
-    return check_document(path, data, Profile.LEGACY, warnings=False, max_bytes=None)
-
-
-def snapshot_at(config: Config, tip: str | None) -> Snapshot:
-    """The documents at `tip` (legacy profile), nothing for an empty branch."""
-    return _MEMORY.read(config.repo, tip) if tip else Snapshot(None)
 
 
 def _commit(

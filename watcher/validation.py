@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from watcher import findings as found
+from watcher import recordmemory as memory
 from watcher.findings import Finding, PathParts
 from watcher.jsonload import MAX_BYTES, LoadError, load_json
 from watcher.jsonpaths import LineIndex, format_path, locate_paths
@@ -90,8 +91,8 @@ def check_document(
     those are not remembered.
     """
     kind = kind_of(path)
-    key = found.version_key(kind, profile, blob) if kind and blob else None
-    is_known = key is not None and found.RECORDS.get(key) == ()
+    key = memory.version_key(kind, profile, blob) if kind and blob else None
+    is_known = key is not None and memory.RECORDS.get(key) == ()
     if is_known and (profile is Profile.STRICT or not warnings):
         return _check(path, data, lambda value: _Verdict(), max_bytes)
     result = _check(
@@ -101,7 +102,7 @@ def check_document(
         max_bytes,
     )
     if key is not None and result.is_valid:
-        found.RECORDS.put(key, ())
+        memory.RECORDS.put(key, ())
     return result
 
 
@@ -110,7 +111,7 @@ def vouch_for(path: str, blob: str) -> None:
     product wrote after checking what it changed)."""
     kind = kind_of(path)
     if kind is not None:
-        found.RECORDS.put(found.version_key(kind, Profile.LEGACY, blob), ())
+        memory.RECORDS.put(memory.version_key(kind, Profile.LEGACY, blob), ())
 
 
 def check_value(path: str, value: Any, profile: Profile) -> list[Problem]:
@@ -271,7 +272,7 @@ def _untouched_regions(kind: DocumentKind, before: Any, after: Any) -> list[Path
     old = before.get(container)
     new = after.get(container)
     if isinstance(old, list) and isinstance(new, list):
-        regions += [(container, i) for i in found.unchanged_records(old, new)]
+        regions += [(container, i) for i in memory.unchanged_records(old, new)]
     return regions
 
 

@@ -4,7 +4,7 @@ Every write is a transaction that first reads the documents at the remote tip, a
 refuses to write over one that is broken. On a store of 20,000 messages, checking
 every record with jsonschema took a second and a half in each `build-watcher send`,
 though nearly all of them were checked, and passed, by the command before. Within
-one process `watcher.findings.RECORDS` remembers what each distinct record broke;
+one process `watcher.recordmemory.RECORDS` remembers what each distinct record broke;
 this file keeps the records that broke nothing between processes, as 16-byte
 digests, in the private state directory.
 
@@ -25,13 +25,13 @@ from pathlib import Path
 
 from loguru import logger
 
-from watcher import findings, schemas
+from watcher import findings, recordmemory, schemas
 from watcher.layout import DocumentKind
 
 FILE_NAME = "valid-records"
 MAX_DIGESTS = 200_000  # 3.2 MB; past it the file keeps only what this process used
 _HEADER = b"build-watcher valid records "
-_DIGEST_SIZE = findings.DIGEST_SIZE
+_DIGEST_SIZE = recordmemory.DIGEST_SIZE
 
 
 class RecordVerdicts:
@@ -48,19 +48,19 @@ class RecordVerdicts:
                 return
             self._loaded.add(directory)
         digests = read_digests(directory / FILE_NAME)
-        findings.RECORDS.seed_valid(digests)
+        recordmemory.RECORDS.seed_valid(digests)
         logger.bind(count=len(digests)).debug("known valid records loaded")
 
     def save(self, directory: Path) -> None:
         """Add the records found valid since the last save (nothing to do: no write)."""
-        fresh = findings.RECORDS.take_fresh_valid()
+        fresh = recordmemory.RECORDS.take_fresh_valid()
         if not fresh:
             return
         path = directory / FILE_NAME
         with self._lock:
             known = read_digests(path)
             if len(known) + len(fresh) > MAX_DIGESTS:
-                known = findings.RECORDS.valid_digests()
+                known = recordmemory.RECORDS.valid_digests()
             write_digests(path, [*known, *fresh])
 
 
@@ -107,7 +107,8 @@ def fingerprint() -> bytes:
 
         digest = hashlib.sha256(sys.version.encode())
         judges = sorted(Path(jsonschema.__file__).parent.glob("*.py"))
-        for source in [Path(findings.__file__), Path(schemas.__file__), *judges]:
+        ours = [Path(m.__file__ or "") for m in (findings, recordmemory, schemas)]
+        for source in [*ours, *judges]:
             digest.update(source.read_bytes())
         package = resources.files(schemas.SCHEMA_PACKAGE)
         for kind in DocumentKind:

@@ -16,6 +16,7 @@ from watcher.config import Config, load_config
 from watcher.configexample import NOT_SETTINGS, NOTES, TABLES, example_config
 from watcher.layout import empty_documents
 from watcher.main import main
+from watcher.responder import choose_answer, compile_rules
 
 SETTING_LINE = re.compile(r"^# ([a-z_]+) = (.*)$")
 
@@ -157,3 +158,25 @@ def test_uncommenting_the_example_gives_the_defaults(tmp_path: Path) -> None:
             assert getattr(loaded, setting.name) == getattr(defaults, setting.name), (
                 setting.name
             )
+
+
+def test_the_example_tables_load_and_the_reply_rule_answers(tmp_path: Path) -> None:
+    toml_line = re.compile(r"^# (\[.*\]|[a-z_]+ = .*)$")
+    uncommented = [
+        match.group(1)
+        for line in TABLES.splitlines()
+        if (match := toml_line.match(line))
+    ]
+    config_file = tmp_path / "config.toml"
+    config_file.write_text("\n".join(uncommented) + "\n")
+
+    loaded = load_config(str(tmp_path), "build1", str(config_file))
+    rules = compile_rules(loaded.reply_rules, loaded.source)
+    asked = {"from": "build2", "to": "build1", "type": "request"}
+
+    answer = choose_answer({**asked, "subject": "Status of build1"}, "build1", rules)
+    assert answer is not None
+    assert answer.text == "Busy building; see shared/health_dashboard.json"
+    assert choose_answer({**asked, "subject": "deploy"}, "build1", rules) is None
+    assert set(loaded.job_types) == {"build"}
+    assert [handler.event for handler in loaded.handlers] == ["job.finished"]

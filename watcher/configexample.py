@@ -58,10 +58,15 @@ TABLES = f"""\
 # command = ["/usr/local/bin/notify-team", "{{subject}}"]
 # timeout = 60.0
 
-# An automatic reply: `reply` text, or a `command` whose output is the reply.
+# An automatic reply to a message that matches every field given: `type` (the
+# message's type), `from`, and `subject` (a regular expression, searched, ignoring
+# case). The reply is `reply` text, or the standard output of a `command` that gets
+# the message as JSON on standard input. A "request" whose subject is "ping" is
+# answered with this server's status without any rule.
 # [[reply_rules]]
-# type = "ping"
-# reply = "pong"
+# type = "request"
+# subject = "^status( of .*)?$"
+# reply = "Busy building; see shared/health_dashboard.json"
 """
 
 

@@ -29,7 +29,9 @@ from watcher import findings, recordmemory, schemas
 from watcher.layout import DocumentKind
 
 FILE_NAME = "valid-records"
-MAX_DIGESTS = 200_000  # 3.2 MB; past it the file keeps only what this process used
+# 1 MiB; past it the file keeps only what this process remembers (at most as
+# many as a process keeps: a longer file would only churn its memory).
+MAX_DIGESTS = recordmemory.RECORDS.capacity
 _HEADER = b"build-watcher valid records "
 _DIGEST_SIZE = recordmemory.DIGEST_SIZE
 
@@ -60,7 +62,7 @@ class RecordVerdicts:
         with self._lock:
             known = read_digests(path)
             if len(known) + len(fresh) > MAX_DIGESTS:
-                known = recordmemory.RECORDS.valid_digests()
+                known, fresh = [], recordmemory.RECORDS.valid_digests()[-MAX_DIGESTS:]
             write_digests(path, [*known, *fresh])
 
 
@@ -83,10 +85,10 @@ def read_digests(path: Path) -> list[bytes]:
 def write_digests(path: Path, digests: list[bytes]) -> None:
     """Replace the file at once (temporary file, rename). Not fsynced: after a
     crash a torn file fails its header check and is simply rebuilt."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     contents = b"".join([_HEADER, fingerprint(), b"\n", *dict.fromkeys(digests)])
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_bytes(contents)
         os.replace(temporary, path)
     except OSError as error:

@@ -14,7 +14,12 @@ import pytest
 
 from tests.conftest import Fleet, git
 from watcher import gitrepo
+from watcher.config import Config
 from watcher.gitrepo import PushStatus, RemoteAccessDenied, RemoteUnreachable
+from watcher.heartbeat import commit_heartbeat, heartbeat_document, push_heartbeat
+from watcher.joblist import SubmitJob
+from watcher.timestamps import now_utc
+from watcher.transaction import transact
 from watcher.worktree import RepositoryLocked, is_stale_lock, wait_for_index_lock
 
 TRACKING = "refs/remotes/origin/main"
@@ -224,3 +229,30 @@ def test_processes_fetching_and_writing_in_one_checkout_do_not_race(
         assert "cannot lock ref" not in stderr
     jobs = json.loads(fleet.remote_file("coordination/jobs.json"))["jobs"]
     assert len(jobs) == 24
+
+
+def test_commits_are_never_signed_whatever_the_persons_git_config(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A global `commit.gpgSign` or `push.gpgSign` would make every commit or push
+    ask gpg (here: fail)."""
+    checkout = fleet.clone("build1")
+    home = tmp_path / "signing-home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Signer\n\temail = signer@example.invalid\n"
+        "[commit]\n\tgpgSign = true\n[push]\n\tgpgSign = true\n"
+        "[gpg]\n\tprogram = false\n"
+        '[protocol "file"]\n\tallow = always\n'
+    )
+    monkeypatch.setenv("HOME", str(home))
+    config = Config(repo=checkout, node="build1")
+
+    outcome = transact(config, SubmitJob(type="build", branch="main"))
+    document = heartbeat_document("build1", now_utc(), 1, 0.0)
+    beat = commit_heartbeat(checkout, "build1", document)
+    push_heartbeat(checkout, "origin", "build1", beat)
+
+    assert outcome.is_done
+    for commit in (fleet.remote_log()[0], beat):
+        assert "gpgsig" not in git("cat-file", "commit", commit, cwd=fleet.remote)

@@ -231,6 +231,12 @@ def remote_failure(error: GitError, remote: str) -> WatcherError:
 _REF_LOCK_RACE = ("cannot lock ref", "unable to update local ref", "is at ")
 RACE_TRIES = 5
 NETWORK_TIMEOUT = 120.0
+# A person's `commit.gpgSign` or `push.gpgSign` would make every commit or push
+# ask gpg (a prompt, or a failure on a server without signed pushes): the
+# product's own commits and pushes are never signed, and its pushes skip the
+# checkout's hooks.
+NO_SIGNING_COMMIT = "--no-gpg-sign"
+PLAIN_PUSH = ("--no-verify", "--no-signed")
 REF_LOCK_FILE = "build-watcher/refs.lock"
 
 
@@ -333,7 +339,7 @@ def push_commit(repo: Path, remote: str, commit: str, branch: str) -> PushResult
     Raises RemoteUnreachable / RemoteAccessDenied when the remote did not answer.
     """
     target = f"refs/heads/{branch}"
-    args = ["push", "--porcelain", "--no-verify", remote, f"{commit}:{target}"]
+    args = ["push", "--porcelain", *PLAIN_PUSH, remote, f"{commit}:{target}"]
     with ref_lock(repo):  # a push to a named remote moves its tracking ref too
         completed = run_git_process(args, repo, timeout=NETWORK_TIMEOUT)
     for line in completed.stdout.decode("utf-8", "replace").splitlines():
@@ -377,7 +383,8 @@ def commit_tree(
     repo: Path, tree: str, parent: str | None, message: str, identity: Mapping[str, str]
 ) -> str:
     """A commit object for `tree` on top of `parent`, by the given identity."""
-    args = ["commit-tree", tree, "-F", "-"] + (["-p", parent] if parent else [])
+    args = ["commit-tree", NO_SIGNING_COMMIT, tree, "-F", "-"]
+    args += ["-p", parent] if parent else []
     out = run_git(args, repo, input_bytes=message.encode("utf-8"), extra_env=identity)
     return out.decode().strip()
 

@@ -24,6 +24,8 @@ from loguru import logger
 
 from watcher.documents import dump_document, read_blobs
 from watcher.gitrepo import (
+    NO_SIGNING_COMMIT,
+    PLAIN_PUSH,
     GitError,
     fetch_refs,
     git_error,
@@ -112,7 +114,7 @@ def commit_heartbeat(repo: Path, server: str, document: Mapping[str, Any]) -> st
     summary = f"Heartbeat {server} #{document.get('sequence', 0)}"
     return _git_text(
         repo,
-        ["commit-tree", root, "-m", summary],
+        ["commit-tree", NO_SIGNING_COMMIT, root, "-m", summary],
         None,
         extra_env=_identity(server, str(document.get("timestamp", ""))),
     )
@@ -123,7 +125,7 @@ def push_heartbeat(
 ) -> None:
     """Replace the remote branch with `commit`; the remote-tracking ref follows."""
     target = f"refs/heads/{branch_name(server)}"
-    args = ["push", "--quiet", "--force", "--no-verify", remote, f"+{commit}:{target}"]
+    args = ["push", "--quiet", "--force", *PLAIN_PUSH, remote, f"+{commit}:{target}"]
     # A push to a named remote moves its tracking ref, a push to a URL does not;
     # ours is kept current either way, under the ref lock like every fetch. A git
     # outside build-watcher fetching at this moment brings the same commit, so a

@@ -388,18 +388,24 @@ def test_a_changed_identity_needs_a_restart(
     assert any("needs a restart" in str(r["message"]) for r in log)
 
 
-def test_feature_modules_are_installed_and_missing_ones_skipped(
-    fleet: Fleet, log: list[dict[str, Any]]
-) -> None:
+def test_feature_modules_are_installed(fleet: Fleet) -> None:
     config = Config(repo=fleet.clone("build1"), node="build1")
-    daemon = Daemon(
-        config, features=("tests.feature_for_daemon", "watcher.not_written")
-    )
+    daemon = Daemon(config, features=("tests.feature_for_daemon",))
 
     daemon._install_features()
 
     assert getattr(daemon, "installed_by_test", False)
-    assert any("watcher.not_written" in r["message"] for r in log)
+
+
+def test_a_missing_feature_module_stops_the_start(fleet: Fleet) -> None:
+    config = Config(repo=fleet.clone("build1"), node="build1")
+    daemon = Daemon(config, features=("watcher.worker", "watcher.not_written"))
+
+    with pytest.raises(WatcherError, match=r"watcher\.not_written") as raised:
+        daemon.run()
+
+    assert raised.value.hint is not None and "reinstall" in raised.value.hint
+    assert not (config.state_path / "wake.sock").exists()
 
 
 def test_periodic_tasks_run_on_the_dispatcher(start: Callable[..., Running]) -> None:

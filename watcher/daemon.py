@@ -48,7 +48,7 @@ from watcher.transaction import Operation, Outcome, flush_outbox, transact
 from watcher.wake import WakeListener
 from watcher.watchplan import WatchPlan
 
-# Feature modules, each with `install(daemon)`; a missing one is skipped for now.
+# Feature modules, each with `install(daemon)`; one missing is a broken installation.
 FEATURE_MODULES = (
     "watcher.worker",
     "watcher.responder",
@@ -231,18 +231,20 @@ class Daemon:
         self.edits.rescan()
 
     def _install_features(self) -> None:
+        """Every feature module's `install(self)`; a daemon without one of its
+        features (no jobs, no replies, no heartbeat) must not start."""
         for name in self._features:
             try:
                 module = importlib.import_module(name)
             except ModuleNotFoundError as error:
-                if error.name != name:
-                    raise
-                logger.debug("feature module {name} is not there; skipped", name=name)
-                continue
+                raise WatcherError(
+                    f"the feature module {name} cannot be imported: {error}",
+                    hint="reinstall build-watcher (`pip install --force-reinstall "
+                    "build-watcher`)",
+                ) from error
             install = getattr(module, "install", None)
             if install is None:
-                logger.debug("{name} has no install(); skipped", name=name)
-                continue
+                raise WatcherError(f"the feature module {name} has no install()")
             install(self)
 
     def _install_commands(self, config: Config) -> None:

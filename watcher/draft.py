@@ -83,9 +83,9 @@ class Draft:
         return self._oversized.get(path, self.base.documents.get(path))
 
     def _past_limit(self, path: str) -> Any:
-        problems = self.base.problems[path]
         if path in self._oversized:
             return self._oversized[path]
+        problems = self.base.problems[path]
         if self._read_past_limit is None or any(p.rule != TOO_LARGE for p in problems):
             self._refuse(path)
         result = self._read_past_limit(path)

@@ -16,6 +16,11 @@ here, after the schema, and counts as a strict rule (`unique-id`).
 
 Strict validation runs first: a document that passes it passes legacy too, so
 the second validation runs only for documents that depart from strict.
+
+Large documents repeat from one version to the next: what a record broke is
+remembered by its content, a version found valid by its blob id
+(`watcher.recordmemory`), and a change whose `before` is known valid has only the
+records it adds or alters validated.
 """
 
 from __future__ import annotations

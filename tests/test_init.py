@@ -50,7 +50,11 @@ def test_an_empty_remote_gets_the_layout_and_a_ready_checkout(
         os.access(hook, os.X_OK) and "build-watcher hook post-merge" in hook.read_text()
     )
     assert (checkout / ".build-watcher.toml").read_text() == example_config()
-    assert "layout        created on origin/main" in capsys.readouterr().out
+    assert git("symbolic-ref", "--short", "HEAD", cwd=checkout).strip() == "main"
+    output = capsys.readouterr()
+    assert "layout        created on origin/main" in output.out
+    assert "branch        main, following refs/remotes/origin/main" in output.out
+    assert "WARNING" not in output.err
 
 
 def test_running_it_again_changes_nothing(
@@ -124,6 +128,9 @@ def test_another_branch_is_created_and_configured(
     assert main([*args, "--remote", empty_remote, "--branch", "coordination-2"]) == 0
 
     assert load_config(str(checkout), None, None).branch == "coordination-2"
+    head = git("symbolic-ref", "--short", "HEAD", cwd=checkout).strip()
+    assert head == "coordination-2"
+    assert git("status", "--porcelain", cwd=checkout) == ""
     assert git("ls-remote", empty_remote, "coordination-2", cwd=tmp_path).strip()
 
 

@@ -112,7 +112,13 @@ def _exclude(repo: Path, names: tuple[str, ...]) -> None:
 
 
 def create_layout(config: Config) -> Step:
-    """The shared documents on the remote branch, in one transaction if missing."""
+    """The shared documents on the remote branch, in one transaction if missing.
+
+    A checkout without any commit yet (a clone of an empty remote) is first put
+    on the shared branch, so the transaction brings it along to the layout.
+    """
+    if resolve_commit(config.repo, "HEAD") is None:
+        run_git(["symbolic-ref", "HEAD", f"refs/heads/{config.branch}"], config.repo)
     outcome = transact(config, CreateLayout(), offline_ok=False)
     where = f"{config.remote}/{config.branch}"
     if outcome.status is OutcomeStatus.FAILED:

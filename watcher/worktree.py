@@ -89,6 +89,8 @@ def _reason_not_to_fast_forward(
     """Why the checkout must be left alone; '' when already there, None to go ahead."""
     if state.is_bare or state.head == commit:
         return ""
+    if state.head is None and _unborn_branch(repo) == f"refs/heads/{branch}":
+        return None  # a fresh clone of an empty remote: nothing here to lose
     if state.head is None or state.head_ref != f"refs/heads/{branch}":
         return f"HEAD is not on {branch}"
     ancestry = run_git_process(
@@ -97,6 +99,12 @@ def _reason_not_to_fast_forward(
     if ancestry.returncode != 0:
         return f"{branch} has commits the remote does not have; pull or push them"
     return None
+
+
+def _unborn_branch(repo: Path) -> str | None:
+    """The branch HEAD names while it has no commit yet, else None."""
+    completed = run_git_process(["symbolic-ref", "--quiet", "HEAD"], repo)
+    return completed.stdout.decode().strip() or None
 
 
 def _first_line(message: str) -> str:

@@ -3,8 +3,13 @@
 watchdog repairs its own watches after the kernel's event queue overflows, and it
 skips subdirectories it cannot watch once `fs.inotify.max_user_watches` is used
 up, but in both cases its handlers never hear of it: the checkout would look
-quiet while changes went unseen. These subclasses report both conditions. They
-rely on watchdog's `InotifyWatchGroup` (watchdog 7.1 and later).
+quiet while changes went unseen. These subclasses report both conditions.
+
+They rely on watchdog's internals, not its public API: `InotifyWatchGroup` and its
+`on_queue_overflow` and `_add_callback` (watchdog 7.1 and later), the private
+`_inotify_fd`, `_active_callbacks_by_*`, `_emitter_class` and `_emitter_kwargs`.
+That is why pyproject.toml pins `watchdog>=7.1,<8`; a new major version must be
+checked against this module (tests/test_sources.py) before the pin moves.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ class RecordMemory:
         self._newer: dict[bytes, tuple[Finding, ...]] = {}
         self._older: dict[bytes, tuple[Finding, ...]] = {}
         self._fresh_valid: list[bytes] = []
+        self._is_kept_elsewhere = False  # since `seed_valid`: new verdicts are noted
 
     def get(self, key: bytes) -> tuple[Finding, ...] | None:
         found = self._newer.get(key)
@@ -53,7 +54,8 @@ class RecordMemory:
         return found
 
     def put(self, key: bytes, findings: tuple[Finding, ...]) -> None:
-        if not findings and len(self._fresh_valid) < self.capacity:
+        is_noted = self._is_kept_elsewhere and len(self._fresh_valid) < self.capacity
+        if is_noted and not findings:
             self._fresh_valid.append(key)
         self._keep(key, findings)
 
@@ -63,7 +65,9 @@ class RecordMemory:
             self._older, self._newer = self._newer, {}
 
     def seed_valid(self, keys: Iterable[bytes]) -> None:
-        """Records known, from elsewhere, to break nothing."""
+        """Records known, from elsewhere, to break nothing; from now on, those found
+        valid here are noted for `take_fresh_valid`."""
+        self._is_kept_elsewhere = True
         for key in keys:
             self._keep(key, ())
 
@@ -79,6 +83,7 @@ class RecordMemory:
 
     def clear(self) -> None:
         self._newer, self._older, self._fresh_valid = {}, {}, []
+        self._is_kept_elsewhere = False
 
 
 RECORDS = RecordMemory(capacity=65_536)

@@ -3,9 +3,11 @@
 Builds a real bare remote whose `coordination/messages.json` holds N messages
 (default 20,000) between four servers, mostly read, clones it, and times complete
 `build-watcher` processes from start to exit: `inbox` (text and JSON), `inbox
---all`, and `send` (fetch, rebuild, validate, commit, push). It does so for a store
-in the strict form and for one where a third of the timestamps have the legacy
-`YYYY-MM-DD HH:MM` shape. Prints min, median and max of each.
+--all`, and `send` (fetch, rebuild, validate, commit, push), also right after
+another server sent (so that the tip, and one record, are new to the sender: the
+usual case in a fleet). It does so for a store in the strict form and for one
+where a third of the timestamps have the legacy `YYYY-MM-DD HH:MM` shape. Prints
+min, median and max of each.
 
     .venv/bin/python bench/messages.py [--messages 20000] [--runs 9]
 """
@@ -26,6 +28,7 @@ from typing import Any
 
 SERVERS = ("build1", "build2", "build3", "build4")
 ME = "build1"
+PEER = "build2"
 
 
 def git(*args: str, cwd: Path) -> None:
@@ -100,18 +103,27 @@ def make_fleet(root: Path, count: int, unread: int, legacy_share: float) -> Path
     return checkout
 
 
-def time_command(command: list[str], runs: int) -> list[float]:
-    """Wall seconds of `runs` complete processes, after one unmeasured warm-up."""
+def time_command(
+    command: list[str], runs: int, before: list[str] | None = None
+) -> list[float]:
+    """Wall seconds of `runs` complete processes, after one unmeasured warm-up;
+    `before`, when given, runs (unmeasured) ahead of each."""
     timings = []
     for number in range(runs + 1):
+        if before:
+            run_checked(before)
         started = time.perf_counter()
-        completed = subprocess.run(command, capture_output=True, check=False)
+        run_checked(command)
         elapsed = time.perf_counter() - started
-        if completed.returncode != 0:
-            raise SystemExit(f"{command} failed: {completed.stderr.decode()}")
         if number:
             timings.append(elapsed)
     return timings
+
+
+def run_checked(command: list[str]) -> None:
+    completed = subprocess.run(command, capture_output=True, check=False)
+    if completed.returncode != 0:
+        raise SystemExit(f"{command} failed: {completed.stderr.decode()}")
 
 
 def report(label: str, timings: list[float]) -> None:
@@ -140,6 +152,19 @@ def run_scenario(options: argparse.Namespace, legacy_share: float) -> None:
             report(label, time_command([*base, *extra], options.runs))
         send = [*base, "send", "--to", "build2", "--subject", "bench", "--body", "x"]
         report("send", time_command(send, options.send_runs))
+        peer = peer_send(program, checkout)
+        report("send after a peer's send", time_command(send, options.send_runs, peer))
+
+
+def peer_send(program: str, checkout: Path) -> list[str]:
+    """A send from another server's checkout: the next send's tip is new to ME."""
+    peer = checkout.with_name(PEER)
+    remote = checkout.parent / "remote.git"
+    git("clone", "--quiet", remote.as_uri(), str(peer), cwd=checkout.parent)
+    return [
+        *(program, "-q", "--repo", str(peer), "--node", PEER),
+        *("send", "--to", ME, "--subject", "peer", "--body", "y"),
+    ]
 
 
 def main() -> None:

@@ -85,7 +85,8 @@ def _check_bytes(data: bytes, path: str, max_bytes: int | None) -> None:
             f"file is {len(data)} bytes, over the {max_bytes / 2**20:g} MiB "
             f"({max_bytes} bytes) limit for a coordination file",
             "coordination files stay small: archive old records "
-            "(`build-watcher messages archive`) and keep bulky data elsewhere",
+            "(`build-watcher messages archive --older-than DAYS`) and keep bulky "
+            "data elsewhere",
         )
     if not data.strip():
         raise fault(

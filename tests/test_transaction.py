@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from tests.conftest import Fleet, git
+from watcher import outbox, transaction
 from watcher.config import Config, load_config
 from watcher.documents import read_snapshot
 from watcher.joblist import SubmitJob
@@ -72,6 +73,25 @@ class PeerWritesFirst:
         return {}
 
 
+@dataclass
+class PeersKeepWritingFirst:
+    """Before each of our first `rounds` pushes, a peer's transaction lands."""
+
+    name: ClassVar[str] = "test-peers-first"
+    peer: Config
+    rounds: int
+    applied: int = 0
+
+    def apply(self, draft: Draft) -> str | Moot:
+        self.applied += 1
+        if self.applied <= self.rounds:
+            assert transact(self.peer, AppendNote(f"peer{self.applied}")).is_done
+        return AppendNote("mine").apply(draft)
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+
 def notes_on_remote(fleet: Fleet) -> list[str]:
     return json.loads(fleet.remote_file(JOBS_PATH)).get("metadata", {}).get("notes", [])
 
@@ -102,6 +122,35 @@ def test_rejected_push_is_retried_on_the_new_tip(fleet: Fleet) -> None:
     assert outcome.attempts == 2 and operation.applied == 2
     assert notes_on_remote(fleet) == ["peer", "mine"]
     assert git("rev-list", "--merges", "main", cwd=fleet.remote) == ""
+
+
+def test_a_write_outlasts_many_refusals_within_its_deadline(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transaction, "BACKOFF_CAP", 0.02)
+    mine = config_for(fleet.clone("build1"), "build1")
+    operation = PeersKeepWritingFirst(config_for(fleet.clone("build2"), "build2"), 20)
+
+    outcome = transact(mine, operation)
+
+    assert outcome.status is OutcomeStatus.DONE and outcome.attempts == 21
+    assert notes_on_remote(fleet)[-1] == "mine" and len(notes_on_remote(fleet)) == 21
+
+
+def test_a_write_refused_until_its_deadline_fails_with_the_reason_unqueued(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transaction, "BACKOFF_CAP", 0.02)
+    checkout = fleet.clone("build1")
+    mine = replace(config_for(checkout, "build1"), transaction_timeout=1.0)
+    peer = config_for(fleet.clone("build2"), "build2")
+
+    outcome = transact(mine, PeersKeepWritingFirst(peer, 10_000))
+
+    assert outcome.status is OutcomeStatus.FAILED and outcome.attempts > 1
+    assert "refused" in outcome.reason and "transaction_timeout" in outcome.reason
+    assert not outbox.has_entries(mine)
+    assert "mine" not in notes_on_remote(fleet)
 
 
 def test_operation_that_no_longer_applies_is_moot_and_pushes_nothing(

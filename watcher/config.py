@@ -69,6 +69,7 @@ class Config:
     max_attempts: int = 3
     build_timeout: float = 4 * 3600.0
     kill_grace: float = 10.0
+    transaction_timeout: float = 120.0
     job_types: dict[str, JobType] = field(default_factory=dict)
     handlers: tuple[HandlerCommand, ...] = ()
     reply_rules: tuple[ReplyRule, ...] = ()
@@ -189,6 +190,7 @@ _SCALARS: dict[str, tuple[str, type]] = {
     "max_attempts": ("max_attempts", int),
     "build_timeout": ("build_timeout", float),
     "kill_grace": ("kill_grace", float),
+    "transaction_timeout": ("transaction_timeout", float),
     "max_thread_depth": ("max_thread_depth", int),
     "max_replies_per_peer_per_hour": ("max_replies_per_peer_per_hour", int),
     "log_format": ("log_format", str),

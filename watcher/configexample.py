@@ -31,6 +31,8 @@ NOTES: dict[str, str] = {
     "build_timeout": "seconds a job may run unless its type or the job says otherwise",
     "kill_grace": "seconds between SIGTERM and SIGKILL when stopping a build or a "
     "handler command; also how long running handlers get at shutdown",
+    "transaction_timeout": "seconds a write keeps retrying while other servers push "
+    "first, before it fails",
     "job_types": "what each job type runs (see the example below)",
     "handlers": "commands run for events (see the example below)",
     "reply_rules": "automatic replies to messages (see the example below)",

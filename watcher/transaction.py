@@ -4,8 +4,11 @@
 tip, lets an operation change them in a `Draft`, validates what changed with the
 strict profile, builds a commit on top of the tip in a private index and pushes it
 without force. A rejected push means someone else wrote first: fetch and apply the
-operation again to the new tip (where it may now be moot), with jittered
-exponential backoff, a bounded number of times. History stays linear and no
+operation again to the new tip (where it may now be moot), with full-jitter
+exponential backoff, until `Config.transaction_timeout` has passed. The bound is a
+time, not a count: with N writers racing, the last one needs about N rounds. A
+refused push is an answer from the remote, so it is never queued offline; past the
+deadline the operation fails with the reason. History stays linear and no
 coordination file is ever merged as text.
 
 When the remote cannot be reached, the operation waits in the durable offline queue
@@ -55,7 +58,6 @@ __all__ = [
     "transact",
 ]
 
-MAX_ATTEMPTS = 12
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -182,7 +184,7 @@ class _Plan:
 def attempt(
     config: Config, operation: Operation, entry_id: str | None = None
 ) -> Outcome:
-    """Fetch, apply, validate, commit, push; again on rejection, a bounded number."""
+    """Fetch, apply, validate, commit, push; again on rejection, until the deadline."""
     VERDICTS.load(config.state_path)
     try:
         return _attempt(config, operation, entry_id)
@@ -192,8 +194,10 @@ def attempt(
 
 def _attempt(config: Config, operation: Operation, entry_id: str | None) -> Outcome:
     tracking = tracking_ref(config)
-    last_rejection = ""
-    for number in range(1, MAX_ATTEMPTS + 1):
+    deadline = time.monotonic() + config.transaction_timeout
+    last_rejection, number = "", 0
+    while True:
+        number += 1
         tip = gitrepo.fetch_branch(config.repo, config.remote, config.branch, tracking)
         plan = decide(config, operation, tip)
         if isinstance(plan, Outcome):
@@ -209,9 +213,19 @@ def _attempt(config: Config, operation: Operation, entry_id: str | None) -> Outc
         logger.bind(operation=operation.name, attempt=number).debug(
             "push refused, trying again on the new tip: {why}", why=last_rejection
         )
-        time.sleep(backoff(number))
-    reason = f"the push was refused {MAX_ATTEMPTS} times; last {last_rejection}"
-    return Outcome(OutcomeStatus.FAILED, operation.name, reason, attempts=MAX_ATTEMPTS)
+        pause = backoff(number)
+        if time.monotonic() + pause >= deadline:
+            return _gave_up(config, operation, number, last_rejection)
+        time.sleep(pause)
+
+
+def _gave_up(config: Config, operation: Operation, number: int, why: str) -> Outcome:
+    reason = (
+        f"the push was refused {number} times in {config.transaction_timeout:g} s "
+        f"(other servers kept writing first; last {why}); try again, or raise "
+        "`transaction_timeout` in the configuration"
+    )
+    return Outcome(OutcomeStatus.FAILED, operation.name, reason, attempts=number)
 
 
 def decide(config: Config, operation: Operation, tip: str | None) -> _Plan | Outcome:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from tests.conftest import Fleet, git
 from tests.sourcerepos import c_program_repo, point_fleet_at
@@ -301,3 +302,80 @@ def test_a_holder_judged_stale_before_a_restart_stays_suspect(
 
     record = jobs(fleet_with_source)[job_id]
     assert record["status"] == "queued" and record["attempt"] == 2
+
+
+def refuse_pushes(fleet: Fleet, refusing: bool) -> None:
+    """The remote's pre-receive hook refuses every push while `refusing`."""
+    hook = fleet.remote / "hooks" / "pre-receive"
+    if refusing:
+        hook.write_text("#!/bin/sh\necho no writes now >&2\nexit 1\n")
+        hook.chmod(0o755)
+    else:
+        hook.unlink()
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    found: list[str] = []
+    handle = logger.add(lambda m: found.append(m.record["message"]), level="WARNING")
+    yield found
+    logger.remove(handle)
+
+
+def finish_refused_once(fleet: Fleet, config: Config) -> tuple[Worker, str]:
+    """A worker whose build ended while the remote refused every write."""
+    worker = worker_for(config)
+    job_id = submit(config)
+    worker.tick()
+    refuse_pushes(fleet, True)
+    until(lambda: not worker.runs, worker)
+    return worker, job_id
+
+
+def test_a_refused_finish_is_kept_and_retried_until_it_lands(
+    fleet_with_source: Fleet, warnings: list[str]
+) -> None:
+    config = server(fleet_with_source, "build1", transaction_timeout=0.3)
+    worker, job_id = finish_refused_once(fleet_with_source, config)
+
+    assert jobs(fleet_with_source)[job_id]["status"] == "running"
+    assert any("finish not recorded yet" in message for message in warnings)
+    worker.tick()  # still refused: neither dropped nor given back
+    assert list((config.state_path / "finishes").iterdir())
+    refuse_pushes(fleet_with_source, False)
+    worker.tick()
+
+    record = jobs(fleet_with_source)[job_id]
+    assert record["status"] == "completed" and record["attempt"] == 1
+    assert not list((config.state_path / "finishes").iterdir())
+
+
+def test_a_restart_reports_a_noted_result_instead_of_running_the_job_again(
+    fleet_with_source: Fleet, warnings: list[str]
+) -> None:
+    config = server(fleet_with_source, "build1", transaction_timeout=0.3)
+    finish_refused_once(fleet_with_source, config)  # then this life "dies"
+    refuse_pushes(fleet_with_source, False)
+
+    reborn = worker_for(config)
+    reborn.restore_unreported()
+    reborn.tick()
+
+    [record] = jobs(fleet_with_source).values()
+    assert record["status"] == "completed" and record["attempt"] == 1
+    assert not record.get("previous_attempts") and not reborn.runs
+
+
+def test_a_job_lost_by_a_previous_life_is_given_back_with_a_warning(
+    fleet_with_source: Fleet, warnings: list[str]
+) -> None:
+    config = server(fleet_with_source, "build1")
+    job_id = submit(config, "sleep")
+    worker_for(config).tick()  # claims and starts; this worker then "dies"
+
+    worker_for(config).return_strays()
+
+    [warning] = [
+        message for message in warnings if job_id in message or "lost" in message
+    ]
+    assert "given back" in warning and "build-watcher jobs" in warning

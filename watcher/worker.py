@@ -18,9 +18,13 @@ periodic task drains.
   in the saved liveness view), its running jobs are requeued once the silence (on
   this observer's clock) exceeds the job's lease plus `lease_margin`; `RequeueJob`
   fails a job whose `max_attempts` are spent.
-- Reconcile: a running job held by this server that no build here runs (left over
-  from a previous life, or whose finish could not be written) is given back; the
-  first tick after start does this for every such job.
+- Finishing: the moment a build ends its result is noted in the state directory
+  (`watcher.finishes`); the fenced finish is then written, and one the remote
+  refused is tried again on every tick until it lands or is moot. A restart
+  reports the noted results of its previous life before anything else.
+- Reconcile: a running job held by this server that no build here runs and whose
+  result is not noted (left over from a previous life) is given back, with a
+  WARNING; the first tick after start does this for every such job.
 - Shutdown: running builds are stopped and their jobs given back. At start, builds
   a previous life left running (it was killed) are stopped (`watcher.leftovers`).
 """
@@ -38,10 +42,11 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from watcher.build import BuildResult, run_build
-from watcher.buildrecords import ReturnJob, StartJob, finish_for
+from watcher.buildrecords import FinishBuild, ReturnJob, StartJob, finish_for
 from watcher.config import Config
 from watcher.documents import Snapshot
 from watcher.events import Event, EventKind
+from watcher.finishes import forget_finish, record_finish, unreported_finishes
 from watcher.joblist import ClaimNext, RequeueJob, claimable_jobs, find_job, jobs_for
 from watcher.jobrecords import FINISHED, is_cancel_requested, job_attempt, list_jobs
 from watcher.judgement import VIEW_FILE, SavedView, load_view
@@ -81,6 +86,7 @@ class Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     stop: Stop | None = None
     thread: threading.Thread | None = None
+    finish: FinishBuild | None = None
 
     @property
     def job_id(self) -> str:
@@ -112,6 +118,7 @@ class Worker:
         self.results: queue.Queue[tuple[Run, BuildResult | None]] = queue.Queue()
         self.silent_since: dict[str, float] = {}
         self.settled: set[tuple[str, int]] = set()
+        self.unreported: dict[tuple[str, int], FinishBuild] = {}
         self.stopping = False
 
     # Events and ticks.
@@ -151,6 +158,7 @@ class Worker:
     def tick(self) -> None:
         self.watch_runs()
         self.recover_orphans()
+        self.report_unreported()
         self.return_strays()
         self.fill_slots()
 
@@ -197,6 +205,9 @@ class Worker:
         result = None
         try:
             result = run_build(run.job, config, build_config, cancel=run.cancel)
+            if run.stop in (None, Stop.CANCEL):
+                run.finish = finish_for(result, run.job, self.node)
+                record_finish(config, run.finish)
         finally:
             self.results.put((run, result))
 
@@ -216,19 +227,53 @@ class Worker:
             self.fill_slots()
 
     def _report(self, run: Run, result: BuildResult | None) -> None:
-        log = logger.bind(job=run.job_id, attempt=run.attempt)
         if run.stop is Stop.LOST:
+            if run.finish is not None:
+                forget_finish(self.config(), run.finish)
+            log = logger.bind(job=run.job_id, attempt=run.attempt)
             log.info("build stopped and not reported: the job moved on")
             return
-        if result is None or run.stop is Stop.SHUTDOWN:
+        if run.finish is None:
             why = run.stop.value if run.stop else "the build crashed on this server"
             self.give_back(run.job, why)
             return
-        outcome = self.transact(finish_for(result, run.job, self.node))
+        self.deliver(run.finish)
+
+    def deliver(self, finish: FinishBuild) -> None:
+        """Write a noted finish; keep it for the next tick when the remote refused."""
+        key = (finish.job_id, finish.attempt)
+        log = logger.bind(job=finish.job_id, attempt=finish.attempt)
+        outcome = self.transact(finish)
+        if outcome.status is OutcomeStatus.FAILED:
+            first = key not in self.unreported
+            self.unreported[key] = finish
+            level = "WARNING" if first else "DEBUG"
+            log.log(
+                level, "finish not recorded yet, retrying: {why}", why=outcome.reason
+            )
+            return
+        self.unreported.pop(key, None)
+        forget_finish(self.config(), finish)
         if outcome.status is OutcomeStatus.MOOT:
             log.info("finish not recorded: {why}", why=outcome.reason)
-        elif outcome.status is OutcomeStatus.FAILED:
-            log.error("finish not recorded: {why}", why=outcome.reason)
+
+    def restore_unreported(self) -> None:
+        """Results a previous life noted and never reported (startup task)."""
+        for finish in unreported_finishes(self.config()):
+            key = (finish.job_id, finish.attempt)
+            self.unreported[key] = finish
+            self.settled.add(key)
+            logger.bind(job=key[0], attempt=key[1]).warning(
+                "job {job_id} ended before the daemon was interrupted and its result "
+                "was not shared yet; reporting it now rather than running it again",
+                job_id=key[0],
+            )
+        self.report_unreported()
+
+    def report_unreported(self) -> None:
+        """Try again the finishes the remote refused (or a restart found)."""
+        for finish in list(self.unreported.values()):
+            self.deliver(finish)
 
     def give_back(self, job: Mapping[str, Any], reason: str) -> None:
         config = self.config()
@@ -260,9 +305,18 @@ class Worker:
         """Give back running jobs held here that no build here runs."""
         for job in jobs_for(self.snapshot(), self.node):
             key = (str(job.get("id")), job_attempt(job))
-            if key[0] in self.runs or key in self.settled:
+            if key[0] in self.runs or key in self.settled or key in self.unreported:
                 continue
             self.give_back(job, f"{self.node} was not running it (restarted)")
+            logger.bind(job=key[0], attempt=key[1]).warning(
+                "the build of job {job_id} (attempt {attempt}) was lost when {node} "
+                "stopped without finishing it; the job was given back to the queue "
+                "and runs again unless its attempts are spent: check `build-watcher "
+                "jobs` and this server's journal for why the daemon stopped",
+                job_id=key[0],
+                attempt=key[1],
+                node=self.node,
+            )
 
     def recover_orphans(self) -> None:
         """Requeue running jobs whose holder has been silent beyond their lease."""
@@ -344,6 +398,7 @@ def install(daemon: Daemon) -> None:
     daemon.add_startup(lambda: _stop_leftovers(daemon.config))
     view_path = daemon.config.state_path / VIEW_FILE
     daemon.add_startup(lambda: worker.restore_silences(load_view(view_path)))
+    daemon.add_startup(worker.restore_unreported)
     daemon.add_shutdown(worker.shut_down)
 
 

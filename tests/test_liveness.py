@@ -227,6 +227,29 @@ def test_a_skewed_peer_clock_causes_no_false_staleness_nor_false_liveness(
     assert watch.state_of("build2") is Liveness.STALE
 
 
+def test_a_peer_clock_off_beyond_the_threshold_is_warned_once_and_its_return_noted(
+    fleet: Fleet, clocks: Clocks
+) -> None:
+    from loguru import logger
+
+    peer, observer = fleet.clone("build2"), fleet.clone("build1")
+    watch = PeerWatch("build1", ALLOWANCE, clocks.monotonic, clocks.wall)
+    logged: list[tuple[str, str]] = []
+    sink = logger.add(lambda m: logged.append((m.record["level"].name, str(m))))
+    try:
+        for sequence, skew in enumerate([0, 90, 95, 90, 2, 1], start=1):
+            beat_with_stamp(peer, sequence, clocks.now + timedelta(seconds=skew))
+            fetch_heartbeats(observer, "origin")
+            watch.observe(read_heartbeats(observer, "origin"))
+            clocks.advance(INTERVAL)
+    finally:
+        logger.remove(sink)
+
+    clock_lines = [(level, text) for level, text in logged if "clock" in text]
+    assert [level for level, _ in clock_lines] == ["WARNING", "INFO"]
+    assert "build2" in clock_lines[0][1] and "+90 s" in clock_lines[0][1]
+
+
 # Two real daemons (`build-watcher watch` processes) on checkouts of one remote.
 
 PROGRAM = Path(sys.executable).with_name("build-watcher")

@@ -19,7 +19,9 @@ restored from the saved view so that a restart does not repeat `server.stale`.
 The apparent clock offset of a peer is its heartbeat timestamp minus this
 machine's wall clock at the moment the change was seen. It is too negative by up
 to the fetch delay (the beat is seen after it was written), which is within a
-poll interval; it is reported, never used to judge liveness.
+poll interval; it is reported, never used to judge liveness. An offset beyond
+`OFFSET_WARNING` seconds is logged at WARNING once when a peer crosses it (and at
+INFO when it comes back), since timestamps that peer writes mislead people.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from loguru import logger
+
 from watcher.events import Event, EventKind, event_id
 from watcher.heartbeat import Heartbeat
 from watcher.layout import heartbeat_path
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from watcher.daemon import Daemon
 
 VIEW_FILE = "liveness.json"
+OFFSET_WARNING = 30.0
 
 
 def install(daemon: Daemon) -> None:
@@ -110,6 +115,7 @@ class PeerWatch:
         self.wall = wall
         self.peers: dict[str, PeerRecord] = {}
         self.restored: dict[str, PeerView] = {}
+        self.skewed: set[str] = set()
         self.started = monotonic()
 
     def restore(self, views: Mapping[str, PeerView]) -> None:
@@ -183,6 +189,8 @@ class PeerWatch:
         stamp = heartbeat.timestamp
         offset = (stamp - self.wall()).total_seconds() if stamp else None
         raw = heartbeat.document.get("timestamp") if heartbeat.document else None
+        if offset is not None:
+            self._note_offset(record.server, offset)
         return replace(
             record,
             blob=heartbeat.blob,
@@ -190,6 +198,24 @@ class PeerWatch:
             offset_seconds=offset,
             peer_timestamp=raw if isinstance(raw, str) else None,
         )
+
+    def _note_offset(self, server: str, offset: float) -> None:
+        """Log a peer's clock offset when it crosses `OFFSET_WARNING`, either way."""
+        skewed = abs(offset) > OFFSET_WARNING
+        if skewed == (server in self.skewed):
+            return
+        log = logger.bind(peer=server, offset_seconds=round(offset, 1))
+        if skewed:
+            self.skewed.add(server)
+            log.warning(
+                "the clock of {peer} is {offset:+.0f} s off this server's; timestamps "
+                "it writes are misleading: check NTP (timedatectl) on both servers",
+                peer=server,
+                offset=offset,
+            )
+        else:
+            self.skewed.discard(server)
+            log.info("the clock of {peer} agrees with this server's again", peer=server)
 
     def _judge(self, record: PeerRecord, now: float) -> Liveness:
         if record.changed_at is not None:

@@ -177,3 +177,24 @@ def wait_for_orphaned_build(job: str) -> None:
         return [p for p in found if p.status() != psutil.STATUS_ZOMBIE]
 
     eventually(lambda: not builds_left(), "the orphaned build ends", timeout=30)
+
+
+def test_a_restart_after_kill_warns_and_gives_the_lost_build_back(
+    fleet: Fleet, daemons: Daemons
+) -> None:
+    first = daemons.start("build1")
+    job = submit(fleet, "slowmake")
+    claimed = lambda: jobs(fleet)[job]["status"] == "running"  # noqa: E731
+    eventually(claimed, "build1 claims the job", daemons=daemons)
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    daemons.start("build1")
+
+    requeued = lambda: jobs(fleet)[job].get("attempt", 1) >= 2  # noqa: E731
+    eventually(requeued, "the lost build is given back", daemons=daemons)
+    eventually(lambda: "lost when build1 stopped" in daemons.log("build1"), "warned")
+    log = daemons.log("build1")
+    assert "stopped uncleanly" in log
+    assert f"the build of job {job} (attempt 1) was lost" in log
+    wait_for_orphaned_build(job)

@@ -360,10 +360,16 @@ class Daemon:
                     f"({path} is locked)",
                     hint="stop it first, e.g. `systemctl stop build-watcher`",
                 ) from None
+            handle.seek(0)
+            _warn_if_unclean(handle.read().strip())
             handle.truncate(0)
             handle.write(f"{os.getpid()}\n")
             handle.flush()
-            yield
+            try:
+                yield
+            finally:
+                handle.truncate(0)  # an empty lock file marks a clean stop
+                handle.flush()
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -397,3 +403,16 @@ def _check_reloadable(old: Config, new: Config) -> None:
                 f"to {getattr(new, name)!r}",
                 hint="a change of checkout, identity or remote needs a restart",
             )
+
+
+def _warn_if_unclean(previous_pid: str) -> None:
+    """A pid left in the lock file: the previous daemon never stopped cleanly."""
+    if not previous_pid:
+        return
+    logger.bind(previous_pid=previous_pid).warning(
+        "the previous daemon (pid {pid}) stopped uncleanly (killed, crashed or the "
+        "machine lost power); builds it left running are stopped and its jobs are "
+        "reported or given back: look in the journal (`journalctl -u build-watcher`) "
+        "for why it stopped",
+        pid=previous_pid,
+    )

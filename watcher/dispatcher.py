@@ -130,8 +130,12 @@ class Dispatcher:
             self.last_beat = time.monotonic()
             if batch.reload:
                 self._reload()
+            if batch.files or batch.rescan:
+                self.follower.retry_checkout()
             if batch.compare:
                 self.sync()
+            elif batch.files:
+                self.follower.bring_checkout_along()
             for event in batch.events:
                 self.dispatch(event)
             if batch.rescan:

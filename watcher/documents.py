@@ -16,7 +16,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watcher.gitrepo import GitError, run_git
+from watcher.gitrepo import GitError, fetch_refs, git_error, run_git
 from watcher.layout import is_coordination_path
 from watcher.problems import Problem
 from watcher.validation import DocumentResult, Profile, check_document
@@ -261,10 +261,14 @@ def latest_snapshot(config: Config) -> Snapshot:
 
 
 def refresh_tip(config: Config) -> str | None:
-    """Fetch the remote branch's tip; the reason when that failed, else None."""
+    """Fetch the remote branch's tip; the reason when that failed, else None.
+
+    Through `fetch_refs`, so the fetch takes the ref lock like every other
+    build-watcher fetch and never races a running daemon's.
+    """
     refspec = f"+refs/heads/{config.branch}:{config.tracking_ref}"
-    try:
-        run_git(["fetch", "--quiet", config.remote, refspec], cwd=config.repo)
-    except GitError as error:
-        return error.stderr.strip() or error.message
-    return None
+    completed = fetch_refs(config.repo, config.remote, [refspec])
+    if completed.returncode == 0:
+        return None
+    error = git_error(completed)
+    return error.stderr.strip() or error.message

@@ -7,7 +7,7 @@ import threading
 
 from tests.conftest import Fleet, git
 from tests.test_transaction import AppendNote
-from watcher import gitrepo
+from watcher import remoterefs
 from watcher.config import load_config
 from watcher.documents import refresh_tip
 from watcher.transaction import transact
@@ -21,7 +21,7 @@ def test_refreshing_the_tip_waits_for_the_ref_lock_then_fetches(fleet: Fleet) ->
     results: list[str | None] = []
     fetching = threading.Thread(target=lambda: results.append(refresh_tip(config)))
 
-    with gitrepo.ref_lock(checkout):
+    with remoterefs.ref_lock(checkout):
         fetching.start()
         fetching.join(timeout=1.0)
         assert fetching.is_alive(), "the fetch did not wait for the ref lock"

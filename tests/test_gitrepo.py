@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Fleet, git
-from watcher import gitrepo
+from watcher import gitrepo, remoterefs
 from watcher.config import Config
-from watcher.gitrepo import PushStatus, RemoteAccessDenied, RemoteUnreachable
 from watcher.heartbeat import commit_heartbeat, heartbeat_document, push_heartbeat
 from watcher.joblist import SubmitJob
+from watcher.remoterefs import PushStatus, RemoteAccessDenied, RemoteUnreachable
 from watcher.timestamps import now_utc
 from watcher.transaction import transact
 from watcher.worktree import RepositoryLocked, is_stale_lock, wait_for_index_lock
@@ -33,7 +33,7 @@ def new_commit(checkout: Path, parent: str, text: str) -> str:
 
 
 def tip_of(checkout: Path) -> str:
-    tip = gitrepo.fetch_branch(checkout, "origin", "main", TRACKING)
+    tip = remoterefs.fetch_branch(checkout, "origin", "main", TRACKING)
     assert tip is not None
     return tip
 
@@ -43,10 +43,10 @@ def test_a_fast_forward_push_is_pushed_and_a_stale_one_rejected(fleet: Fleet) ->
     base = tip_of(checkout)
     first, second = new_commit(checkout, base, "a"), new_commit(checkout, base, "b")
 
-    assert gitrepo.push_commit(checkout, "origin", first, "main").status is (
+    assert remoterefs.push_commit(checkout, "origin", first, "main").status is (
         PushStatus.PUSHED
     )
-    stale = gitrepo.push_commit(checkout, "origin", second, "main")
+    stale = remoterefs.push_commit(checkout, "origin", second, "main")
     assert stale.status is PushStatus.REJECTED
     assert fleet.remote_log()[0] == first
 
@@ -55,7 +55,7 @@ def test_pushing_the_tip_again_is_reported_up_to_date(fleet: Fleet) -> None:
     checkout = fleet.clone("build1")
     tip = tip_of(checkout)
 
-    result = gitrepo.push_commit(checkout, "origin", tip, "main")
+    result = remoterefs.push_commit(checkout, "origin", tip, "main")
 
     assert result.status is PushStatus.UP_TO_DATE
 
@@ -67,7 +67,7 @@ def test_a_hook_refusal_on_the_remote_is_remote_rejected(fleet: Fleet) -> None:
     checkout = fleet.clone("build1")
     commit = new_commit(checkout, tip_of(checkout), "a")
 
-    result = gitrepo.push_commit(checkout, "origin", commit, "main")
+    result = remoterefs.push_commit(checkout, "origin", commit, "main")
 
     assert result.status is PushStatus.REMOTE_REJECTED
 
@@ -75,7 +75,9 @@ def test_a_hook_refusal_on_the_remote_is_remote_rejected(fleet: Fleet) -> None:
 def test_fetching_a_branch_the_remote_lacks_gives_none(fleet: Fleet) -> None:
     checkout = fleet.clone("build1")
 
-    assert gitrepo.fetch_branch(checkout, "origin", "nothing", "refs/x/nothing") is None
+    assert (
+        remoterefs.fetch_branch(checkout, "origin", "nothing", "refs/x/nothing") is None
+    )
 
 
 def test_a_remote_that_is_gone_is_unreachable_for_fetch_and_push(
@@ -86,9 +88,9 @@ def test_a_remote_that_is_gone_is_unreachable_for_fetch_and_push(
     fleet.remote.rename(fleet.remote.with_name("elsewhere.git"))
 
     with pytest.raises(RemoteUnreachable, match="cannot be reached"):
-        gitrepo.fetch_branch(checkout, "origin", "main", TRACKING)
+        remoterefs.fetch_branch(checkout, "origin", "main", TRACKING)
     with pytest.raises(RemoteUnreachable):
-        gitrepo.push_commit(checkout, "origin", commit, "main")
+        remoterefs.push_commit(checkout, "origin", commit, "main")
 
 
 def test_refused_credentials_are_access_denied_not_an_outage() -> None:
@@ -99,7 +101,7 @@ def test_refused_credentials_are_access_denied_not_an_outage() -> None:
         "fatal: Could not read from remote repository.\n",
     )
 
-    judged = gitrepo.remote_failure(error, "origin")
+    judged = remoterefs.remote_failure(error, "origin")
 
     assert isinstance(judged, RemoteAccessDenied)
     assert "Permission denied" in judged.message

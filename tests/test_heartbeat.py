@@ -10,7 +10,6 @@ import pytest
 
 from tests.conftest import Fleet, git
 from watcher.config import Config
-from watcher.gitrepo import RemoteUnreachable
 from watcher.heartbeat import (
     commit_heartbeat,
     fetch_heartbeats,
@@ -20,6 +19,7 @@ from watcher.heartbeat import (
     read_heartbeats,
     tracking_prefix,
 )
+from watcher.remoterefs import RemoteUnreachable
 from watcher.transaction import tracking_ref
 
 MOMENT = datetime(2025, 11, 5, 13, 31, 35, tzinfo=UTC)

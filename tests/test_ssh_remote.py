@@ -26,9 +26,9 @@ import pytest
 
 from tests.conftest import Fleet, git
 from watcher.config import load_config
-from watcher.gitrepo import RemoteAccessDenied
 from watcher.joblist import SubmitJob
 from watcher.layout import JOBS_PATH
+from watcher.remoterefs import RemoteAccessDenied
 from watcher.transaction import OutcomeStatus, transact
 
 SSHD = Path("/usr/sbin/sshd")

@@ -16,7 +16,7 @@ from loguru import logger
 
 from tests.conftest import Fleet, git
 from tests.sourcerepos import c_program_repo, point_fleet_at
-from watcher import gitrepo
+from watcher import remoterefs
 from watcher.config import Config, JobType, load_config
 from watcher.documents import Snapshot, dump_document
 from watcher.events import Event, EventKind
@@ -51,7 +51,7 @@ def server(fleet: Fleet, node: str, **settings: Any) -> Config:
 
 def shared(config: Config) -> Callable[[], Snapshot]:
     def snapshot() -> Snapshot:
-        gitrepo.fetch_branch(
+        remoterefs.fetch_branch(
             config.repo, config.remote, config.branch, tracking_ref(config)
         )
         return read_shared_snapshot(config)

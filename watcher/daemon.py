@@ -16,13 +16,10 @@ keeps the old one if the new one is wrong.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib
-import os
 import queue
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
@@ -32,6 +29,8 @@ from loguru import logger
 from watcher import outbox
 from watcher.commandhandler import CommandHandler, build_handlers
 from watcher.config import Config
+from watcher.daemonhealth import feed_watchdog, stall_reason
+from watcher.daemonlock import exclusive
 from watcher.dispatcher import Dispatcher, Handler, SnapshotListener, Task, call_safely
 from watcher.documents import Snapshot
 from watcher.edits import EditChecker
@@ -57,7 +56,6 @@ FEATURE_MODULES = (
 )
 HEALTH_INTERVAL = 1.0
 STALL_LIMIT = 120.0
-LOCK_FILE = "daemon.lock"
 CONFIG_GROUP = "configured"
 
 
@@ -82,7 +80,7 @@ class Daemon:
         self._hints: queue.Queue[Hint | None] = queue.Queue()
         self._startup: list[Task] = []
         self._shutdown: list[Task] = []
-        self._tickers: list[Ticker] = []
+        self.tickers: list[Ticker] = []
         self._own_commits: deque[str] = deque(maxlen=256)
         self._reload_requested = threading.Event()
         self._commands: list[CommandHandler] = []
@@ -122,7 +120,7 @@ class Daemon:
         """`task` every `interval` seconds on a thread of its own, for work that must
         not wait for a busy dispatcher (the heartbeat). It must be thread-safe: it
         runs beside the handlers. Held while the dispatcher makes no progress."""
-        self._tickers.append(Ticker(name, interval, task, self._stall_reason))
+        self.tickers.append(Ticker(name, interval, task, lambda: stall_reason(self)))
 
     def add_startup(self, task: Task) -> None:
         self._startup.append(task)
@@ -197,7 +195,7 @@ class Daemon:
 
     def run(self) -> int:
         """Run until stopped; 0 after a clean stop. Raises WatcherError when deaf."""
-        with self._exclusive(), self._signals():
+        with exclusive(self.config), self._signals():
             try:
                 self._start()
                 self._watch_health()
@@ -213,7 +211,7 @@ class Daemon:
         self._first_sync()
         self.poller.start()
         self.dispatcher.thread.start()
-        for ticker in self._tickers:
+        for ticker in self.tickers:
             ticker.start()
         where = f"{self.node} watching {self.config.repo}"
         self.notifier.ready(where)
@@ -262,44 +260,14 @@ class Daemon:
                 self._reload_requested.clear()
                 self.post(Hint(HintKind.RELOAD))
             self.filesystem.check()
-            unhealthy = self._feed_watchdog(unhealthy)
-
-    def _feed_watchdog(self, was_unhealthy: str) -> str:
-        """WATCHDOG=1 only while healthy; a change of health is logged once."""
-        reason = self._unhealthy_reason()
-        if reason and reason != was_unhealthy:
-            logger.warning("not feeding the systemd watchdog: {reason}", reason=reason)
-        elif was_unhealthy and not reason:
-            logger.info("healthy again; feeding the systemd watchdog")
-        if not reason:
-            self.notifier.watchdog()
-        return reason
-
-    def _unhealthy_reason(self) -> str:
-        if not self.dispatcher.thread.is_alive():
-            raise WatcherError("the dispatcher thread ended unexpectedly")
-        if stalled := self._stall_reason():
-            return stalled
-        if not self.filesystem.is_healthy():
-            return "the filesystem observer is not listening"
-        if not self.poller.is_alive():
-            return "the remote poller stopped"
-        for ticker in self._tickers:
-            if not ticker.is_alive():
-                return f"the {ticker.name} thread stopped"
-        return ""
-
-    def _stall_reason(self) -> str:
-        if time.monotonic() - self.dispatcher.last_beat > self.stall_limit:
-            return f"the dispatcher made no progress for {self.stall_limit:.0f} s"
-        return ""
+            unhealthy = feed_watchdog(self, unhealthy)
 
     def _finish(self) -> None:
         """Stop taking work, let handlers finish, run the shutdown tasks."""
         self.stopping.set()
         self.notifier.stopping()
         logger.info("stopping")
-        for ticker in self._tickers:
+        for ticker in self.tickers:
             ticker.stop()
         self.listener.stop()
         self.filesystem.stop()
@@ -347,31 +315,6 @@ class Daemon:
         self.post(Hint(HintKind.HOOK))
 
     @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """One daemon per checkout: a lock file in the state directory."""
-        self.config.state_path.mkdir(parents=True, exist_ok=True)
-        path = self.config.state_path / LOCK_FILE
-        with open(path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise WatcherError(
-                    f"another daemon already runs for {self.config.repo} "
-                    f"({path} is locked)",
-                    hint="stop it first, e.g. `systemctl stop build-watcher`",
-                ) from None
-            handle.seek(0)
-            _warn_if_unclean(handle.read().strip())
-            handle.truncate(0)
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            try:
-                yield
-            finally:
-                handle.truncate(0)  # an empty lock file marks a clean stop
-                handle.flush()
-
-    @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
@@ -403,16 +346,3 @@ def _check_reloadable(old: Config, new: Config) -> None:
                 f"to {getattr(new, name)!r}",
                 hint="a change of checkout, identity or remote needs a restart",
             )
-
-
-def _warn_if_unclean(previous_pid: str) -> None:
-    """A pid left in the lock file: the previous daemon never stopped cleanly."""
-    if not previous_pid:
-        return
-    logger.bind(previous_pid=previous_pid).warning(
-        "the previous daemon (pid {pid}) stopped uncleanly (killed, crashed or the "
-        "machine lost power); builds it left running are stopped and its jobs are "
-        "reported or given back: look in the journal (`journalctl -u build-watcher`) "
-        "for why it stopped",
-        pid=previous_pid,
-    )

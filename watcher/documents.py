@@ -16,9 +16,10 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watcher.gitrepo import GitError, fetch_refs, git_error, run_git
+from watcher.gitrepo import GitError, git_error, run_git
 from watcher.layout import is_coordination_path
 from watcher.problems import Problem
+from watcher.remoterefs import fetch_refs
 from watcher.validation import DocumentResult, Profile, check_document
 
 if TYPE_CHECKING:  # only annotations; importing it costs the pre-commit hook time

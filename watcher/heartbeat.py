@@ -23,17 +23,9 @@ from typing import Any
 from loguru import logger
 
 from watcher.documents import dump_document, read_blobs
-from watcher.gitrepo import (
-    NO_SIGNING_COMMIT,
-    PLAIN_PUSH,
-    GitError,
-    fetch_refs,
-    git_error,
-    ref_lock,
-    remote_failure,
-    run_git,
-)
+from watcher.gitrepo import NO_SIGNING_COMMIT, GitError, git_error, run_git
 from watcher.layout import heartbeat_path, is_valid_server_id
+from watcher.remoterefs import PLAIN_PUSH, fetch_refs, ref_lock, remote_failure
 from watcher.timestamps import format_timestamp, parse_timestamp
 
 BRANCH_PREFIX = "heartbeat/"

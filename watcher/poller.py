@@ -19,15 +19,10 @@ from loguru import logger
 
 from watcher.config import Config
 from watcher.errors import WatcherError
-from watcher.gitrepo import (
-    RemoteUnreachable,
-    fetch_refs,
-    git_error,
-    remote_failure,
-    run_git,
-)
+from watcher.gitrepo import git_error, run_git
 from watcher.heartbeat import fetch_refspec, tracking_prefix
 from watcher.hints import Hint, HintKind, HintSink
+from watcher.remoterefs import RemoteUnreachable, fetch_refs, remote_failure
 
 JITTER = 0.1
 STOP_WAIT = 5.0

@@ -30,10 +30,10 @@ from loguru import logger
 from watcher.config import Config
 from watcher.documents import Snapshot
 from watcher.draft import Draft, Moot, Operation, operation_payload, register_operation
-from watcher.gitrepo import RemoteAccessDenied, RemoteUnreachable
 from watcher.heartbeat import commit_heartbeat, heartbeat_document, push_heartbeat
 from watcher.layout import heartbeat_path, status_path
 from watcher.recipes import runnable_types
+from watcher.remoterefs import RemoteAccessDenied, RemoteUnreachable
 from watcher.timestamps import format_timestamp, now_utc, parse_timestamp
 from watcher.transaction import Outcome
 

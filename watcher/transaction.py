@@ -26,7 +26,7 @@ from typing import Any
 
 from loguru import logger
 
-from watcher import gitrepo, outbox
+from watcher import gitrepo, outbox, remoterefs
 from watcher.config import Config
 from watcher.documents import Snapshot, read_snapshot
 from watcher.draft import (
@@ -112,7 +112,7 @@ def transact(
             return _queue(config, operation, "earlier operations are still queued")
     try:
         return attempt(config, operation)
-    except gitrepo.RemoteUnreachable as error:
+    except remoterefs.RemoteUnreachable as error:
         if not offline_ok:
             return Outcome(OutcomeStatus.FAILED, operation.name, reason=error.message)
         return _queue(config, operation, error.message)
@@ -129,9 +129,9 @@ def flush_outbox(config: Config) -> list[Outcome]:
         for entry in outbox.entries(config):
             try:
                 outcome = attempt(config, _rebuild(entry), entry.id)
-            except gitrepo.RemoteUnreachable:
+            except remoterefs.RemoteUnreachable:
                 break
-            except (gitrepo.RemoteAccessDenied, gitrepo.GitError):
+            except (remoterefs.RemoteAccessDenied, gitrepo.GitError):
                 raise
             except WatcherError as error:
                 outcome = Outcome(OutcomeStatus.FAILED, entry.operation, str(error))
@@ -198,13 +198,20 @@ def _attempt(config: Config, operation: Operation, entry_id: str | None) -> Outc
     last_rejection, number = "", 0
     while True:
         number += 1
-        tip = gitrepo.fetch_branch(config.repo, config.remote, config.branch, tracking)
+        tip = remoterefs.fetch_branch(
+            config.repo, config.remote, config.branch, tracking
+        )
         plan = decide(config, operation, tip)
         if isinstance(plan, Outcome):
             return plan
         commit = _commit(config, operation, tip, plan, entry_id)
-        pushed = gitrepo.push_commit(config.repo, config.remote, commit, config.branch)
-        if pushed.status in (gitrepo.PushStatus.PUSHED, gitrepo.PushStatus.UP_TO_DATE):
+        pushed = remoterefs.push_commit(
+            config.repo, config.remote, commit, config.branch
+        )
+        if pushed.status in (
+            remoterefs.PushStatus.PUSHED,
+            remoterefs.PushStatus.UP_TO_DATE,
+        ):
             _after_push(config, tracking, tip, commit)
             remember_written(config.repo, plan.changes, plan.documents)
             status = OutcomeStatus.DONE
@@ -293,7 +300,7 @@ def _commit(
 
 def _after_push(config: Config, tracking: str, tip: str | None, commit: str) -> None:
     """Record the new tip locally, then bring the checkout along when that is clean."""
-    gitrepo.update_ref(config.repo, tracking, commit, tip)
+    remoterefs.update_ref(config.repo, tracking, commit, tip)
     fast_forward(config.repo, config.branch, commit)
 
 

@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "action", nargs="?", choices=("acquire", "release"), help="what to do"
     )
     parser.add_argument("lock", nargs="?", metavar="NAME", help="the lock's name")
-    parser.add_argument("--ttl", type=float, help="lease time in seconds (acquire)")
+    parser.add_argument(
+        "--ttl", type=float, metavar="SECONDS", help="lease time in seconds (acquire)"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 

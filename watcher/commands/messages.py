@@ -19,11 +19,24 @@ HELP = "maintain the message store (archive)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    archive = actions.add_parser("archive", help="archive old messages read by all")
+    archive = actions.add_parser(
+        "archive",
+        help="archive old messages read by all",
+        description=(
+            "Move messages older than --older-than days that every recipient has "
+            "read to coordination/archive/messages-YYYY-MM.json, in one "
+            "transaction; `inbox --all` still lists them."
+        ),
+    )
     archive.add_argument(
         "--older-than", type=float, required=True, metavar="DAYS", help="age in days"
     )
-    archive.add_argument("--format", choices=("text", "json"), default="text")
+    archive.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (the default) or json for scripts",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

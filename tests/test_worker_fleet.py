@@ -163,18 +163,23 @@ def test_a_killed_daemons_job_is_requeued_and_completed_by_the_other(
     wait_for_orphaned_build(job)
 
 
+def builds_of(job: str) -> list[psutil.Process]:
+    """The processes of `job`'s build that still run."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("BUILD_WATCHER_JOB_ID") == job:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return [p for p in found if p.status() != psutil.STATUS_ZOMBIE]
+
+
 def wait_for_orphaned_build(job: str) -> None:
     """The killed daemon's build has no parent left to stop it; it ends by itself."""
 
     def builds_left() -> list[psutil.Process]:
-        found = []
-        for process in psutil.process_iter():
-            try:
-                if process.environ().get("BUILD_WATCHER_JOB_ID") == job:
-                    found.append(process)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return [p for p in found if p.status() != psutil.STATUS_ZOMBIE]
+        return builds_of(job)
 
     eventually(lambda: not builds_left(), "the orphaned build ends", timeout=30)
 
@@ -198,3 +203,25 @@ def test_a_restart_after_kill_warns_and_gives_the_lost_build_back(
     assert "stopped uncleanly" in log
     assert f"the build of job {job} (attempt 1) was lost" in log
     wait_for_orphaned_build(job)
+
+
+def test_a_build_that_ended_while_its_daemon_was_down_is_reported_not_rerun(
+    fleet: Fleet, daemons: Daemons
+) -> None:
+    first = daemons.start("build1")
+    job = submit(fleet, "slowmake")
+    claimed = lambda: jobs(fleet)[job]["status"] == "running"  # noqa: E731
+    eventually(claimed, "build1 claims the job", daemons=daemons)
+    eventually(lambda: builds_of(job), "the build runs", daemons=daemons)
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    wait_for_orphaned_build(job)
+    daemons.start("build1")
+
+    completed = lambda: jobs(fleet)[job]["status"] == "completed"  # noqa: E731
+    eventually(completed, "the build is reported", daemons=daemons)
+    record = jobs(fleet)[job]
+    assert record["attempt"] == 1 and not record.get("previous_attempts")
+    assert finishes(fleet, job) == [f"build1: completed {job}"]
+    assert "while the daemon was interrupted" in daemons.log("build1")

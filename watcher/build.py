@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -30,12 +31,14 @@ from loguru import logger
 
 from watcher import process
 from watcher.artifacts import Artifact, collect_artifacts
+from watcher.buildexit import read_status
 from watcher.config import Config
 from watcher.errors import WatcherError
 from watcher.jobinputs import JobInputs, check_job_inputs
 from watcher.leftovers import mark_running
 from watcher.recipes import Recipe, recipe_for
 from watcher.sourcetree import fetch_source
+from watcher.timestamps import parse_timestamp
 
 TRIMMED_LOG_BYTES = 64 * 1024
 SUPERVISE_INTERVAL = 0.1
@@ -106,6 +109,29 @@ def run_build(
     result = _result(inputs, recipe, ending, log_path, started_at)
     logger.bind(job=inputs.job_id, status=result.status.value).info("build finished")
     return result
+
+
+def ended_meanwhile(
+    job: Mapping[str, Any], config: Config, build_config: Mapping[str, Any] | None
+) -> BuildResult | None:
+    """How a build of a previous life of the daemon ended, when its keeper noted it.
+
+    The daemon was killed while the command ran and the command ran to its end
+    meanwhile; None when nothing was noted (the build never ran, or was stopped).
+    """
+    try:
+        inputs = check_job_inputs(job)
+        recipe = recipe_for(inputs, config, build_config)
+    except WatcherError:
+        return None
+    log_path = local_log_path(config, inputs)
+    status_file = exit_status_path(log_path)
+    status = read_status(status_file)
+    if status is None or not isinstance(status.get("returncode"), int):
+        return None
+    ending = ending_from(status_file, int(str(status["returncode"])))
+    started_at = parse_timestamp(job.get("started_at")) or datetime.now(UTC)
+    return _result(inputs, recipe, ending, log_path, started_at)
 
 
 def _refused(
@@ -199,9 +225,12 @@ def _run_command(
     recipe: Recipe, inputs: JobInputs, log: IO[bytes], limits: _Limits
 ) -> _Ending:
     _note(log, "$ " + " ".join(recipe.command))
+    status_file = exit_status_path(Path(log.name))
+    status_file.unlink(missing_ok=True)
+    keeper = [sys.executable, "-I", "-m", "watcher.buildexit", str(status_file)]
     try:
         child = process.spawn_group(
-            recipe.command,
+            [*keeper, *recipe.command],
             cwd=recipe.paths.source,
             env=_environment(recipe, inputs),
             output=log.fileno(),
@@ -216,7 +245,20 @@ def _run_command(
         logger.bind(job=inputs.job_id, pids=survivors).error(
             "build processes survived SIGKILL"
         )
-    return stopped or _exit_ending(child.returncode)
+    return stopped or ending_from(status_file, child.returncode)
+
+
+def exit_status_path(local_log: Path) -> Path:
+    """Where the keeper notes how one attempt's command ended, beside its log."""
+    return local_log.with_name(local_log.name.removesuffix(".log") + ".exit.json")
+
+
+def ending_from(status_file: Path, returncode: int) -> _Ending:
+    status = read_status(status_file)
+    error = status.get("error") if status else None
+    if isinstance(error, str):
+        return _Ending(BuildStatus.FAILED, error)
+    return _exit_ending(returncode)
 
 
 def _supervise(child: subprocess.Popen[bytes], limits: _Limits) -> _Ending | None:

@@ -47,7 +47,8 @@ def stop_leftover_builds(config: Config) -> list[str]:
     stopped = []
     for marker in sorted(config.workspace_path.glob(f"*/{RUNNING_MARKER}")):
         group = _leftover_group(marker)
-        if group is not None:
+        # A group of zombies alone (nobody reaped the ended build) is not running.
+        if group is not None and process.live_group_members(group):
             survivors = process.stop_detached_group(group, config.kill_grace)
             logger.bind(job=marker.parent.name, survivors=survivors).warning(
                 "stopped a build left running by a previous run of the daemon"

@@ -21,7 +21,9 @@ periodic task drains.
 - Finishing: the moment a build ends its result is noted in the state directory
   (`watcher.finishes`); the fenced finish is then written, and one the remote
   refused is tried again on every tick until it lands or is moot. A restart
-  reports the noted results of its previous life before anything else.
+  reports the noted results of its previous life before anything else, and a
+  build that ran to its end while the daemon was down (its keeper,
+  `watcher.buildexit`, noted how) is reported rather than run again.
 - Reconcile: a running job held by this server that no build here runs and whose
   result is not noted (left over from a previous life) is given back, with a
   WARNING; the first tick after start does this for every such job.
@@ -41,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from watcher.build import BuildResult, run_build
+from watcher.build import BuildResult, ended_meanwhile, run_build
 from watcher.buildrecords import FinishBuild, ReturnJob, StartJob, finish_for
 from watcher.config import Config
 from watcher.documents import Snapshot
@@ -119,6 +121,7 @@ class Worker:
         self.silent_since: dict[str, float] = {}
         self.settled: set[tuple[str, int]] = set()
         self.unreported: dict[tuple[str, int], FinishBuild] = {}
+        self.stopped_leftovers: set[str] = set()
         self.stopping = False
 
     # Events and ticks.
@@ -307,6 +310,8 @@ class Worker:
             key = (str(job.get("id")), job_attempt(job))
             if key[0] in self.runs or key in self.settled or key in self.unreported:
                 continue
+            if self.report_ended_meanwhile(job, key):
+                continue
             self.give_back(job, f"{self.node} was not running it (restarted)")
             logger.bind(job=key[0], attempt=key[1]).warning(
                 "the build of job {job_id} (attempt {attempt}) was lost when {node} "
@@ -317,6 +322,32 @@ class Worker:
                 attempt=key[1],
                 node=self.node,
             )
+
+    def stop_leftovers(self) -> None:
+        """Stop builds a previous life left running (startup task): their jobs are
+        given back, since how those builds would have ended is unknown."""
+        self.stopped_leftovers.update(_stop_leftovers(self.config()))
+
+    def report_ended_meanwhile(self, job: dict[str, Any], key: tuple[str, int]) -> bool:
+        """Report a build that ran to its end while this daemon was down; whether
+        there was one (a build stopped at start is given back instead)."""
+        if key[0] in self.stopped_leftovers:
+            return False
+        build_config = self.snapshot().get(BUILD_CONFIG_PATH)
+        result = ended_meanwhile(job, self.config(), build_config)
+        if result is None:
+            return False
+        finish = finish_for(result, job, self.node)
+        record_finish(self.config(), finish)
+        self.settled.add(key)
+        logger.bind(job=key[0], attempt=key[1]).warning(
+            "job {job_id} ended ({status}) while the daemon was interrupted; "
+            "reporting it rather than running it again",
+            job_id=key[0],
+            status=finish.status,
+        )
+        self.deliver(finish)
+        return True
 
     def recover_orphans(self) -> None:
         """Requeue running jobs whose holder has been silent beyond their lease."""
@@ -395,14 +426,17 @@ def install(daemon: Daemon) -> None:
     daemon.add_periodic("job results", REPORT_INTERVAL, worker.report_results)
     daemon.add_periodic("job watch", WATCH_INTERVAL, worker.watch_runs)
     daemon.add_periodic("jobs", daemon.config.poll_interval, worker.tick)
-    daemon.add_startup(lambda: _stop_leftovers(daemon.config))
+    daemon.add_startup(
+        lambda: worker.stopped_leftovers.update(_stop_leftovers(daemon.config))
+    )
     view_path = daemon.config.state_path / VIEW_FILE
     daemon.add_startup(lambda: worker.restore_silences(load_view(view_path)))
     daemon.add_startup(worker.restore_unreported)
     daemon.add_shutdown(worker.shut_down)
 
 
-def _stop_leftovers(config: Config) -> None:
+def _stop_leftovers(config: Config) -> list[str]:
     stopped = stop_leftover_builds(config)
     if stopped:
         logger.bind(jobs=stopped).warning("stopped builds left from before a restart")
+    return stopped

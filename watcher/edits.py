@@ -82,7 +82,12 @@ class EditChecker:
             self._forget(path)
             return
         blob = blob_id(data)
-        if blob == committed or self._reported.get(path) == blob:
+        if blob == committed:
+            # Back to its committed version: the same breakage made again later
+            # is a new edit, to be reported again.
+            self._settled_valid(path, [])
+            return
+        if self._reported.get(path) == blob:
             self._suspects.pop(path, None)
             return
         result = check_document(path, data, Profile.LEGACY)

@@ -127,9 +127,12 @@ def ended_meanwhile(
     log_path = local_log_path(config, inputs)
     status_file = exit_status_path(log_path)
     status = read_status(status_file)
-    if status is None or not isinstance(status.get("returncode"), int):
+    returncode = status.get("returncode") if status else None
+    # A command ended by a signal was most likely stopped by a daemon (at its
+    # shutdown, or at a start that found it running): give the job back instead.
+    if not isinstance(returncode, int) or returncode < 0:
         return None
-    ending = ending_from(status_file, int(str(status["returncode"])))
+    ending = ending_from(status_file, returncode)
     started_at = parse_timestamp(job.get("started_at")) or datetime.now(UTC)
     return _result(inputs, recipe, ending, log_path, started_at)
 

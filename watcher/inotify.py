@@ -6,10 +6,12 @@ up, but in both cases its handlers never hear of it: the checkout would look
 quiet while changes went unseen. These subclasses report both conditions.
 
 They rely on watchdog's internals, not its public API: `InotifyWatchGroup` and its
-`on_queue_overflow` and `_add_callback` (watchdog 7.1 and later), the private
+`on_queue_overflow` and `_add_callback` as watchdog 7.1.0 has them, the private
 `_inotify_fd`, `_active_callbacks_by_*`, `_emitter_class` and `_emitter_kwargs`.
-That is why pyproject.toml pins `watchdog>=7.1,<8`; a new major version must be
-checked against this module (tests/test_sources.py) before the pin moves.
+That is why pyproject.toml pins `watchdog==7.1.0`. Release 7.1.1 replaced the
+watch bookkeeping with a tree of nodes and began to report an overflow itself, as
+an `EventsLostEvent`; moving the pin means taking overflow from that event and
+keeping only the watch-limit report here, checked by tests/test_sources.py.
 """
 
 from __future__ import annotations
@@ -88,5 +90,10 @@ class ReportingInotifyObserver(InotifyObserver):
         self._emitter_kwargs["report"] = report
 
     def is_reading(self) -> bool:
-        """Whether the thread reading the inotify descriptor still runs."""
-        return bool(self._inotify_fd.is_alive())
+        """Whether the thread reading the inotify descriptor still runs.
+
+        The reader is made on the first scheduled watch; before that there is
+        nothing to read, so nothing is missed.
+        """
+        reader = self._inotify_fd
+        return reader is None or bool(reader.is_alive())

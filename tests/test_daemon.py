@@ -228,6 +228,32 @@ def test_a_broken_hand_edit_is_reported_with_file_and_line(
     assert fleet.remote_file("coordination/jobs.json") == '{\n  "jobs": []\n}\n'
 
 
+def test_a_broken_hand_edit_is_reported_while_a_handler_keeps_the_dispatcher_busy(
+    fleet: Fleet, start: Callable[..., Running], log: list[dict[str, Any]]
+) -> None:
+    released = threading.Event()
+    busy = threading.Event()
+
+    def slow_handler(event: Event) -> None:
+        busy.set()
+        released.wait(timeout=30)
+
+    running = start("build1")
+    running.daemon.add_handler(EventKind.JOB_QUEUED, slow_handler)
+    submit_from(fleet, "build2")
+    eventually(busy.is_set)
+    jobs = running.daemon.config.repo / "coordination" / "jobs.json"
+
+    jobs.write_text('{\n  "jobs": [\n')
+
+    try:
+        [warning] = eventually(lambda: warnings_in(log))
+    finally:
+        released.set()
+    assert warning["extra"]["path"] == "coordination/jobs.json"
+    assert "edited in the checkout" in warning["message"]
+
+
 def test_a_half_written_file_is_not_reported(
     start: Callable[..., Running], log: list[dict[str, Any]]
 ) -> None:
@@ -240,7 +266,7 @@ def test_a_half_written_file_is_not_reported(
         eventually(lambda: any("looks broken" in r["message"] for r in log))
         writer.write('    {"id": "job_1"}\n  ]\n}\n')
 
-    eventually(lambda: running.daemon.edits.next_due() is None)
+    eventually(running.daemon.edits.is_settled)
     assert warnings_in(log) == []
 
 

@@ -33,7 +33,7 @@ from watcher.daemonhealth import feed_watchdog, stall_reason
 from watcher.daemonlock import exclusive
 from watcher.dispatcher import Dispatcher, Handler, SnapshotListener, Task, call_safely
 from watcher.documents import Snapshot
-from watcher.edits import EditChecker
+from watcher.edits import EditChecker, EditWatch
 from watcher.errors import WatcherError
 from watcher.events import Event, EventKind
 from watcher.follower import Follower
@@ -88,9 +88,9 @@ class Daemon:
         self.stall_limit = stall_limit
         progress = Progress.load(progress_path(config.state_path, self.node), self.node)
         self.follower = Follower(lambda: self.config, progress)
-        self.edits = EditChecker(config.repo, recheck_after=settle_quiet)
+        self.edits = EditWatch(EditChecker(config.repo, recheck_after=settle_quiet))
         self.dispatcher = Dispatcher(
-            self._hints, self.follower, self.edits, self.reload, self.stopping
+            self._hints, self.follower, self.reload, self.stopping
         )
         self.poller = RemotePoller(lambda: self.config, self.post, self._flush_outbox)
         excluded = (config.state_path, config.workspace_path)
@@ -186,6 +186,10 @@ class Daemon:
         self.poller.fetch_now()
 
     def post(self, hint: Hint) -> None:
+        if hint.kind is HintKind.RESCAN:
+            self.edits.rescan()
+        elif hint.kind is HintKind.FILES:
+            self.edits.saved(hint.paths)
         self._hints.put(hint)
 
     def stop(self) -> None:
@@ -207,6 +211,7 @@ class Daemon:
         self._install_features()
         self._install_commands(self.config)
         self.listener.start()
+        self.edits.start()
         self.filesystem.start()
         self._first_sync()
         self.poller.start()
@@ -272,6 +277,7 @@ class Daemon:
         self.listener.stop()
         self.filesystem.stop()
         self.poller.stop()
+        self.edits.stop()
         self._hints.put(None)
         self._wait_for_handlers()
         for task in self._shutdown:

@@ -3,8 +3,8 @@
 Hints from every source wait in one queue. The dispatcher takes what is there,
 merges it into one round (many hints, one comparison), follows the shared branch
 commit by commit, calls the handlers of each event in order, shows the snapshot
-it reached to its listeners, checks saved files, and runs periodic tasks when
-due. Handlers and tasks run on this one thread, so they never race each other.
+it reached to its listeners, and runs periodic tasks when due. Handlers and tasks
+run on this one thread, so they never race each other.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from loguru import logger
 
 from watcher.documents import Snapshot
-from watcher.edits import EditChecker
 from watcher.errors import WatcherError
 from watcher.events import Event, EventKind
 from watcher.follower import Follower
@@ -90,14 +89,12 @@ class Dispatcher:
         self,
         hints: queue.Queue[Hint | None],
         follower: Follower,
-        edits: EditChecker,
         reload: Callable[[], None],
         stopping: threading.Event,
     ) -> None:
         self.hints = hints
         self.stopping = stopping
         self.follower = follower
-        self.edits = edits
         self._reload = reload
         self._handlers: list[tuple[str, EventKind | None, Handler]] = []
         self._snapshot_listeners: list[SnapshotListener] = []
@@ -138,11 +135,6 @@ class Dispatcher:
                 self.follower.bring_checkout_along()
             for event in batch.events:
                 self.dispatch(event)
-            if batch.rescan:
-                self.edits.rescan()
-            elif batch.files:
-                self.edits.saved(batch.files)
-            self.edits.recheck_due()
             if batch.stop:
                 return
             self.run_due_tasks()
@@ -160,8 +152,6 @@ class Dispatcher:
     def _wait(self) -> float:
         now = time.monotonic()
         moments = [periodic.due for periodic in self.periodics]
-        if (recheck := self.edits.next_due()) is not None:
-            moments.append(recheck)
         return max(0.0, min([now + TICK, *moments]) - now)
 
     def sync(self) -> None:

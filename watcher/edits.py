@@ -10,12 +10,19 @@ quiet period (the filesystem source's settling time) and reported only if the
 same content is still broken. Files are
 judged with the legacy profile, as the daemon reads the repository; the hook holds
 changed records to the strict one when they are committed.
+
+The daemon runs the checks on a thread of their own (`EditWatch`), not the
+dispatcher's: a dispatcher busy with a long, contended transaction would look at
+a broken file only after the person had already undone it, and say nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import queue
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +30,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from watcher.dispatcher import call_safely
 from watcher.gitrepo import run_git_process
 from watcher.layout import is_coordination_path
 from watcher.problems import Problem
@@ -30,6 +38,7 @@ from watcher.validation import Profile, check_document
 from watcher.watchplan import is_editor_file
 
 RECHECK_AFTER = 0.05
+IDLE_WAIT = 1.0
 
 
 def blob_id(data: bytes) -> str:
@@ -160,3 +169,66 @@ class EditChecker:
                 if not is_editor_file(name) and is_coordination_path(relative):
                     found.append(relative)
         return found
+
+
+@dataclass(frozen=True)
+class _Request:
+    paths: frozenset[str] = frozenset()
+    rescan: bool = False
+
+
+class EditWatch:
+    """An EditChecker on a thread of its own, fed by the filesystem source."""
+
+    def __init__(self, checker: EditChecker) -> None:
+        self.checker = checker
+        self._requests: queue.Queue[_Request | None] = queue.Queue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="edits", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def saved(self, paths: Iterable[str]) -> None:
+        self._put(_Request(paths=frozenset(paths)))
+
+    def rescan(self) -> None:
+        self._put(_Request(rescan=True))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._requests.put(None)
+        if self.thread.is_alive():
+            self.thread.join(timeout=timeout)
+
+    def is_settled(self) -> bool:
+        """Every saved file checked, and no broken one waiting to be looked at again."""
+        with self._lock:
+            return self._pending == 0 and self.checker.next_due() is None
+
+    def _put(self, request: _Request) -> None:
+        with self._lock:
+            self._pending += 1
+        self._requests.put(request)
+
+    def _run(self) -> None:
+        while True:
+            due = self.checker.next_due()
+            wait = IDLE_WAIT if due is None else max(0.0, due - time.monotonic())
+            try:
+                request = self._requests.get(timeout=wait)
+            except queue.Empty:
+                call_safely("checking broken files again", self.checker.recheck_due)
+                continue
+            if request is None:
+                return
+            call_safely("checking saved files", functools.partial(self._check, request))
+            with self._lock:
+                self._pending -= 1
+
+    def _check(self, request: _Request) -> None:
+        if request.rescan:
+            self.checker.rescan()
+        elif request.paths:
+            self.checker.saved(request.paths)
+        self.checker.recheck_due()

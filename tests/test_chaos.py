@@ -22,12 +22,6 @@ pytestmark = pytest.mark.slow
 
 CHAOS = PROJECT_ROOT / "bench" / "chaos"
 SEED = 7
-# Promises the product does not always keep yet, found by this run; whether they
-# show in one run depends on timing, so they are not strict.
-KNOWN_GAPS = {
-    "each fault was survived": "an offline queue drains one transaction at a time "
-    "on the dispatcher thread, which also stalls the heartbeat",
-}
 INVARIANTS = [
     "every job ended exactly once",
     "no job ran to completion twice",
@@ -44,12 +38,6 @@ INVARIANTS = [
     "the credential never reached the remote",
     "commits a person made by hand stayed local",
 ]
-
-
-def _param(name: str) -> Any:
-    if name in KNOWN_GAPS:
-        return pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_GAPS[name]))
-    return name
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +63,7 @@ def _check(report: dict[str, Any], name: str) -> dict[str, Any]:
     return found[0]
 
 
-@pytest.mark.parametrize("name", [_param(name) for name in INVARIANTS])
+@pytest.mark.parametrize("name", INVARIANTS)
 def test_the_invariant_holds_under_faults(
     chaos_report: dict[str, Any], name: str
 ) -> None:

@@ -6,8 +6,6 @@ import argparse
 import importlib
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -120,6 +118,11 @@ def report_error(error: WatcherError) -> None:
 
 def report_crash() -> int:
     """An unexpected crash: keep the traceback in a file and say where it is."""
+    # Imported here: every run pays for what the module imports, the pre-commit
+    # hook's included, and only a crash needs these.
+    import tempfile
+    import traceback
+
     with tempfile.NamedTemporaryFile(
         "w", prefix="build-watcher-crash-", suffix=".log", delete=False
     ) as crash_file:

@@ -1,4 +1,4 @@
-"""The one consumer of hints: compares commits, checks edits, calls handlers.
+"""The one consumer of hints: compares commits, calls handlers, runs periodic tasks.
 
 Hints from every source wait in one queue. The dispatcher takes what is there,
 merges it into one round (many hints, one comparison), follows the shared branch

@@ -208,6 +208,12 @@ def test_a_job_left_running_by_a_previous_life_is_requeued_at_start(
     assert status["status"] == "idle" and status["current_job"] is None
 
 
+def stale_event(server_id: str, seconds_silent: float) -> Event:
+    record = {"server": server_id, "seconds_silent": seconds_silent}
+    heartbeat = f"{server_id}/heartbeat.json"
+    return Event(EventKind.SERVER_STALE, "e1", None, heartbeat, server_id, record, None)
+
+
 def test_a_silent_holders_job_is_requeued_after_lease_and_margin(
     fleet_with_source: Fleet,
 ) -> None:
@@ -219,18 +225,10 @@ def test_a_silent_holders_job_is_requeued_after_lease_and_margin(
     worker_for(holder).tick()
     clock = Clock()
     observer = worker_for(peer, clock)
-    record = {"server": "build1", "seconds_silent": 31.0}
-    stale = Event(
-        EventKind.SERVER_STALE,
-        "e1",
-        None,
-        "build1/heartbeat.json",
-        "build1",
-        record,
-        None,
-    )
+    observer.recover_orphans()  # the claim is seen, its holder not yet stale
+    clock.now += 31.0
 
-    observer.on_server_stale(stale)
+    observer.on_server_stale(stale_event("build1", 31.0))
     assert jobs(fleet_with_source)[job_id]["status"] == "running"
     clock.now += 4.0
     observer.recover_orphans()
@@ -238,6 +236,29 @@ def test_a_silent_holders_job_is_requeued_after_lease_and_margin(
     record_after = jobs(fleet_with_source)[job_id]
     assert record_after["status"] == "queued" and record_after["attempt"] == 2
     assert "build1 silent for 35 s" in record_after["previous_attempts"][0]["reason"]
+
+
+def test_a_claim_made_by_a_server_long_silent_is_given_its_lease(
+    fleet_with_source: Fleet,
+) -> None:
+    holder, peer = (
+        server(fleet_with_source, "build1"),
+        server(fleet_with_source, "build2"),
+    )
+    clock = Clock()
+    observer = worker_for(peer, clock)
+    observer.on_server_stale(stale_event("build1", 600.0))
+    job_id = submit(holder, "sleep")
+    worker_for(holder).tick()  # build1, back from a restart, claims at once
+
+    observer.recover_orphans()
+    clock.now += 20.0
+    observer.recover_orphans()
+    assert jobs(fleet_with_source)[job_id]["status"] == "running"
+
+    clock.now += 15.0
+    observer.recover_orphans()
+    assert jobs(fleet_with_source)[job_id]["status"] == "queued"
 
 
 def test_a_job_fails_once_its_attempts_are_spent(fleet_with_source: Fleet) -> None:
@@ -296,8 +317,12 @@ def test_a_holder_judged_stale_before_a_restart_stays_suspect(
         },
     )
 
-    restarted = worker_for(peer)
+    clock = Clock()
+    restarted = worker_for(peer, clock)
     restarted.restore_silences(saved)
+    restarted.recover_orphans()
+    assert jobs(fleet_with_source)[job_id]["status"] == "running"
+    clock.now += 35.0  # the restarted peer has watched the claim for its lease
     restarted.recover_orphans()
 
     record = jobs(fleet_with_source)[job_id]

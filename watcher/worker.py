@@ -119,6 +119,7 @@ class Worker:
         self.runs: dict[str, Run] = {}
         self.results: queue.Queue[tuple[Run, BuildResult | None]] = queue.Queue()
         self.silent_since: dict[str, float] = {}
+        self.claims_seen: dict[tuple[str, int], float] = {}
         self.settled: set[tuple[str, int]] = set()
         self.unreported: dict[tuple[str, int], FinishBuild] = {}
         self.stopped_leftovers: set[str] = set()
@@ -350,15 +351,23 @@ class Worker:
         return True
 
     def recover_orphans(self) -> None:
-        """Requeue running jobs whose holder has been silent beyond their lease."""
+        """Requeue running jobs whose holder has been silent beyond their lease.
+
+        Silence counts from the later of two moments on this daemon's clock: the
+        holder's last heartbeat change, and when this daemon first saw the claim.
+        A claim is a sign of life too: a server that claims right after a restart
+        has not yet beaten where its peers look.
+        """
         config, now = self.config(), self.monotonic()
-        for job in list_jobs(self.snapshot(), "running"):
+        running = list_jobs(self.snapshot(), "running")
+        self._note_claims(running, now)
+        for job in running:
             holder = job.get("assigned_to")
             since = self.silent_since.get(str(holder))
             key = (str(job.get("id")), job_attempt(job))
             if holder == self.node or since is None or key in self.settled:
                 continue
-            silent = now - since
+            silent = now - max(since, self.claims_seen[key])
             if silent < lease_seconds(job, config) + config.lease_margin:
                 continue
             reason = f"{holder} silent for {silent:.0f} s"
@@ -367,6 +376,11 @@ class Worker:
             logger.bind(job=key[0], holder=holder).warning(
                 "orphan requeued: {why}", why=reason
             )
+
+    def _note_claims(self, running: list[Mapping[str, Any]], now: float) -> None:
+        """Remember when each running attempt was first seen; forget ended ones."""
+        keys = {(str(job.get("id")), job_attempt(job)) for job in running}
+        self.claims_seen = {key: self.claims_seen.get(key, now) for key in keys}
 
     def shut_down(self) -> None:
         """Stop every build and give its job back (runs after the dispatcher)."""

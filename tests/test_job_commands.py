@@ -89,7 +89,29 @@ def test_cancel_ends_a_queued_job_and_fails_for_an_unknown_one(fleet: Fleet) -> 
 
     assert cancelled.returncode == 0 and f"cancel {job_id_text}" in cancelled.stdout
     assert remote_jobs(fleet)[0]["status"] == "cancelled"
-    assert unknown.returncode == 1 and "there is no job job_nope" in unknown.stdout
+    assert unknown.returncode == 1 and "there is no job job_nope" in unknown.stderr
+
+
+def test_submit_prints_only_the_id_while_the_remote_is_away(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+    away = fleet.remote.with_name("away.git")
+    fleet.remote.rename(away)
+    try:
+        done = build_watcher(checkout, "submit", "--type", "build", "--branch", "main")
+    finally:
+        away.rename(fleet.remote)
+
+    assert done.returncode == 0
+    assert done.stdout.strip().startswith("job_") and len(done.stdout.split()) == 1
+    assert "queued:" in done.stderr
+
+
+def test_cancel_refuses_what_cannot_be_a_job_id(fleet: Fleet) -> None:
+    checkout = fleet.clone("build1")
+
+    done = build_watcher(checkout, "cancel", "[job_1 (waiting)]")
+
+    assert done.returncode == 2 and "is not a job id" in done.stderr
 
 
 def test_cancelling_a_running_job_asks_its_holder(fleet: Fleet) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from watcher.config import load_config
+from watcher.errors import UsageError
 
 HELP = "cancel a job"
 
@@ -17,9 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from watcher.jobinputs import is_plain_name
     from watcher.joblist import CancelJob
     from watcher.transaction import OutcomeStatus, transact
 
+    if not is_plain_name(args.job_id):
+        raise UsageError(
+            f"{args.job_id!r} is not a job id",
+            hint="job ids look like job_01M8ZNHF95610JHGB51FMGM26R; "
+            "`build-watcher jobs` lists them",
+        )
     config = load_config(args.repo, args.node, args.config)
     config.require_node()
     outcome = transact(config, CancelJob(args.job_id))
@@ -30,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
     elif outcome.status is OutcomeStatus.QUEUED:
         print(f"cancel {args.job_id} waits in the offline queue: {outcome.reason}")
     else:
-        print(f"nothing cancelled: {outcome.reason}")
+        print(f"nothing cancelled: {outcome.reason}", file=sys.stderr)
     return outcome.exit_code

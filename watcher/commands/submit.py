@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from watcher.config import load_config
 
@@ -47,10 +48,16 @@ def run(args: argparse.Namespace) -> int:
     outcome = transact(config, request)
     if args.format == "json":
         print(json.dumps({"job_id": request.job_id, **outcome.to_json()}, indent=2))
-    elif outcome.status is OutcomeStatus.QUEUED:
-        print(f"{request.job_id} (waiting in the offline queue: {outcome.reason})")
     elif outcome.status is OutcomeStatus.FAILED:
-        print(f"not submitted: {outcome.reason}")
+        print(f"not submitted: {outcome.reason}", file=sys.stderr)
     else:
+        # Only the id on standard output, so that `job=$(build-watcher submit ...)`
+        # holds the id whether or not the remote was reachable.
         print(request.job_id)
+        if outcome.status is OutcomeStatus.QUEUED:
+            print(
+                f"queued: {outcome.reason}; "
+                "it is submitted when the remote is reachable again",
+                file=sys.stderr,
+            )
     return outcome.exit_code

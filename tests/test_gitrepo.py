@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import Fleet, git
 from watcher import gitrepo, remoterefs
 from watcher.config import Config
+from watcher.errors import UsageError
 from watcher.heartbeat import commit_heartbeat, heartbeat_document, push_heartbeat
 from watcher.joblist import SubmitJob
 from watcher.remoterefs import PushStatus, RemoteAccessDenied, RemoteUnreachable
@@ -91,6 +92,15 @@ def test_a_remote_that_is_gone_is_unreachable_for_fetch_and_push(
         remoterefs.fetch_branch(checkout, "origin", "main", TRACKING)
     with pytest.raises(RemoteUnreachable):
         remoterefs.push_commit(checkout, "origin", commit, "main")
+
+
+def test_a_misspelt_remote_name_is_a_setting_to_fix_not_an_outage(
+    fleet: Fleet,
+) -> None:
+    checkout = fleet.clone("build1")
+
+    with pytest.raises(UsageError, match="no remote named 'orgin'"):
+        remoterefs.fetch_branch(checkout, "orgin", "main", TRACKING)
 
 
 def test_refused_credentials_are_access_denied_not_an_outage() -> None:
@@ -190,6 +200,7 @@ RACER = """
 import sys
 from pathlib import Path
 from watcher.config import Config
+from watcher.errors import UsageError
 from watcher.joblist import SubmitJob
 from watcher.poller import fetch_remote
 from watcher.transaction import transact

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcher.errors import WatcherError
+from watcher.errors import UsageError, WatcherError
 from watcher.gitrepo import (
     GitError,
     git_error,
@@ -71,6 +71,12 @@ def remote_failure(error: GitError, remote: str) -> WatcherError:
     """
     text = error.stderr.lower()
     first_line = next((ln for ln in error.stderr.splitlines() if ln.strip()), "")
+    if is_unknown_remote_name(error.stderr, remote):
+        return UsageError(
+            f"this checkout has no remote named {remote!r}",
+            hint="set `remote` to a name that `git remote -v` lists, or to the "
+            "coordination repository's URL",
+        )
     if any(marker in text for marker in _DENIED):
         return RemoteAccessDenied(
             f"remote {remote!r} refused access: {first_line.strip()}",
@@ -83,6 +89,16 @@ def remote_failure(error: GitError, remote: str) -> WatcherError:
             hint="operations wait in the offline queue until it is back",
         )
     return error
+
+
+def is_unknown_remote_name(stderr: str, remote: str) -> bool:
+    """Whether git took `remote` for a path because no remote has that name.
+
+    A configured remote whose repository is missing is named by its URL in git's
+    message, and is an outage to wait out; a misspelt name is a setting to fix.
+    """
+    is_name = "/" not in remote and ":" not in remote
+    return is_name and f"'{remote}' does not appear to be a git repository" in stderr
 
 
 _REF_LOCK_RACE = ("cannot lock ref", "unable to update local ref", "is at ")

@@ -228,6 +228,24 @@ def test_a_broken_hand_edit_is_reported_with_file_and_line(
     assert fleet.remote_file("coordination/jobs.json") == '{\n  "jobs": []\n}\n'
 
 
+def test_a_broken_document_pushed_by_hand_is_a_warning_with_its_place(
+    fleet: Fleet, start: Callable[..., Running], log: list[dict[str, Any]]
+) -> None:
+    recorder = Recorder()
+    start("build1", recorder)
+    person = fleet.clone("person")
+    (person / "coordination" / "jobs.json").write_text('{"jobs": [],}\n')
+    git("commit", "--quiet", "--no-verify", "-am", "A job by hand", cwd=person)
+    git("push", "--quiet", "origin", "main", cwd=person)
+
+    [warning] = eventually(lambda: warnings_in(log))
+
+    assert warning["extra"]["path"] == "coordination/jobs.json"
+    assert "coordination/jobs.json:1:" in warning["message"]
+    assert "last valid version stays in force" in warning["message"]
+    assert recorder.subjects(EventKind.DOCUMENT_INVALID) == ["coordination/jobs.json"]
+
+
 def test_a_broken_hand_edit_is_reported_while_a_handler_keeps_the_dispatcher_busy(
     fleet: Fleet, start: Callable[..., Running], log: list[dict[str, Any]]
 ) -> None:

@@ -24,6 +24,7 @@ from watcher.events import Event, EventKind
 from watcher.follower import Follower
 from watcher.hints import Hint, HintKind
 from watcher.history import Replayed
+from watcher.problems import Problem
 
 Handler = Callable[[Event], None]
 SnapshotListener = Callable[[Snapshot], None]
@@ -194,6 +195,8 @@ class Dispatcher:
             "subject": event.subject,
         }
         logger.bind(**context).debug("event {kind} {subject}", **context)
+        if event.kind is EventKind.DOCUMENT_INVALID:
+            warn_invalid(event)
         for _group, kind, handler in list(self._handlers):
             if kind is None or kind is event.kind:
                 what = f"handler {_handler_name(handler)} for {event.kind.value}"
@@ -208,6 +211,22 @@ class Dispatcher:
                 )
                 periodic.due = time.monotonic() + periodic.interval
                 self.last_beat = time.monotonic()
+
+
+def warn_invalid(event: Event) -> None:
+    """A broken document on the shared branch is for a person to fix: say where."""
+    problem = event.problem or Problem(event.path, "does not pass validation")
+    logger.bind(
+        path=event.path, commit=event.commit, json_path=problem.json_path
+    ).warning(
+        "{location}: {json_path}: {message} (commit {short}; its last valid "
+        "version stays in force); {hint}",
+        location=problem.location(),
+        json_path=problem.json_path,
+        message=problem.message,
+        short=(event.commit or "")[:10],
+        hint=problem.hint or "`build-watcher validate --all` lists every problem",
+    )
 
 
 def _handler_name(handler: Callable[..., None]) -> str:

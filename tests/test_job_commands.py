@@ -164,6 +164,23 @@ def test_jobs_reads_a_legacy_repository(corpus_repo: Path) -> None:
     assert {job["id"] for job in json.loads(done.stdout)["jobs"]} >= {"job_1761781030"}
 
 
+def test_jobs_says_the_queue_is_broken_instead_of_showing_it_empty(
+    fleet: Fleet,
+) -> None:
+    checkout = fleet.clone("build1")
+    jobs_file = checkout / JOBS_PATH
+    jobs_file.write_text('{\n<<<<<<< HEAD\n  "jobs": []\n=======\n>>>>>>> x\n}\n')
+    git("commit", "--quiet", "--no-verify", "-am", "Markers by hand", cwd=checkout)
+    git("push", "--quiet", "origin", "main", cwd=checkout)
+
+    text = build_watcher(checkout, "jobs")
+    as_json = build_watcher(checkout, "jobs", "--format", "json")
+
+    assert text.returncode == 1 and f"{JOBS_PATH}:2:" in text.stderr
+    assert "fix it and commit" in text.stderr
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["invalid"]
+
+
 def claimer(fleet: Fleet, node: str) -> Config:
     return load_config(str(fleet.clone(node)), node)
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watcher.config import load_config
+
+if TYPE_CHECKING:
+    from watcher.problems import Problem
 
 HELP = "list jobs"
 STATUS_CHOICES = ("queued", "running", "completed", "failed", "cancelled")
@@ -24,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from watcher.jobrecords import job_age, job_attempt, list_jobs
+    from watcher.layout import JOBS_PATH
     from watcher.transaction import read_shared_snapshot
 
     config = load_config(args.repo, args.node, args.config)
@@ -32,11 +37,28 @@ def run(args: argparse.Namespace) -> int:
         {**job, "attempt": job_attempt(job), "age_seconds": job_age(job)}
         for job in list_jobs(snapshot, args.status)
     ]
+    broken = [p for p in snapshot.problems.get(JOBS_PATH, ()) if p.is_error]
     if args.format == "json":
-        print(json.dumps({"commit": snapshot.commit, "jobs": rows}, indent=2))
+        invalid = [problem.to_json() for problem in broken]
+        document = {"commit": snapshot.commit, "jobs": rows, "invalid": invalid}
+        print(json.dumps(document, indent=2))
     else:
+        warn_broken(broken)
         print(render_text(rows), end="")
-    return 0
+    return 1 if broken else 0
+
+
+def warn_broken(problems: list[Problem]) -> None:
+    """The queue cannot be listed from a broken file: say so, never show it empty."""
+    if not problems:
+        return
+    first = problems[0]
+    print(
+        f"error: {first.location()}: {first.json_path}: {first.message}\n"
+        f"  hint: the shared branch holds a broken {first.path}, so no job of it "
+        f"is listed; fix it and commit (`build-watcher validate {first.path}`)",
+        file=sys.stderr,
+    )
 
 
 def render_text(rows: list[dict[str, Any]]) -> str:

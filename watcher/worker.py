@@ -37,7 +37,7 @@ import enum
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -377,7 +377,7 @@ class Worker:
                 "orphan requeued: {why}", why=reason
             )
 
-    def _note_claims(self, running: list[Mapping[str, Any]], now: float) -> None:
+    def _note_claims(self, running: Sequence[Mapping[str, Any]], now: float) -> None:
         """Remember when each running attempt was first seen; forget ended ones."""
         keys = {(str(job.get("id")), job_attempt(job)) for job in running}
         self.claims_seen = {key: self.claims_seen.get(key, now) for key in keys}

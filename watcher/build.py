@@ -107,7 +107,12 @@ def run_build(
     with log_path.open("wb") as log:
         ending = _run_recipe(recipe, inputs, log, limits)
     result = _result(inputs, recipe, ending, log_path, started_at)
-    logger.bind(job=inputs.job_id, status=result.status.value).info("build finished")
+    logger.info(
+        "build of {job} finished: {status}{why}",
+        job=inputs.job_id,
+        status=result.status.value,
+        why=f" ({result.reason})" if result.reason else "",
+    )
     return result
 
 

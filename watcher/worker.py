@@ -199,7 +199,9 @@ class Worker:
             daemon=True,
         )
         self.runs[run.job_id] = run
-        logger.bind(job=run.job_id, attempt=run.attempt).info("job claimed")
+        logger.info(
+            "job {job} claimed (attempt {attempt})", job=run.job_id, attempt=run.attempt
+        )
         run.thread.start()
 
     def _build(
@@ -285,8 +287,8 @@ class Worker:
         operation = ReturnJob(key[0], self.node, key[1], reason, config.max_attempts)
         outcome = self.transact(operation)
         self.settled.add(key)
-        logger.bind(job=key[0], attempt=key[1], outcome=outcome.status.value).info(
-            "job given back: {why}", why=reason
+        logger.bind(attempt=key[1], outcome=outcome.status.value).info(
+            "job {job} given back: {why}", job=key[0], why=reason
         )
 
     # Keeping runs honest.
@@ -301,8 +303,8 @@ class Worker:
             if stop is not None:
                 run.stop = stop
                 run.cancel.set()
-                logger.bind(job=run.job_id).info(
-                    "stopping the build: {why}", why=stop.value
+                logger.info(
+                    "stopping the build of {job}: {why}", job=run.job_id, why=stop.value
                 )
 
     def return_strays(self) -> None:
@@ -373,8 +375,8 @@ class Worker:
             reason = f"{holder} silent for {silent:.0f} s"
             self.transact(RequeueJob(key[0], key[1], reason, config.max_attempts))
             self.settled.add(key)
-            logger.bind(job=key[0], holder=holder).warning(
-                "orphan requeued: {why}", why=reason
+            logger.bind(holder=holder).warning(
+                "orphan {job} requeued: {why}", job=key[0], why=reason
             )
 
     def _note_claims(self, running: Sequence[Mapping[str, Any]], now: float) -> None:

@@ -375,6 +375,19 @@ def test_a_second_daemon_on_the_same_checkout_is_refused(
         Daemon(running.daemon.config, features=()).run()
 
 
+def test_a_misspelt_handler_placeholder_is_refused_before_any_write(
+    fleet: Fleet,
+) -> None:
+    handler = HandlerCommand("job.finished", ("/bin/echo", "{subjct}"))
+    config = Config(repo=fleet.clone("build1"), node="build1", handlers=(handler,))
+    before = fleet.remote_log()
+
+    with pytest.raises(UsageError, match="subjct"):
+        Daemon(config).run()
+
+    assert fleet.remote_log() == before
+
+
 def test_a_wrong_configuration_on_reload_keeps_the_old_one(
     fleet: Fleet, log: list[dict[str, Any]]
 ) -> None:

@@ -200,6 +200,10 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped; 0 after a clean stop. Raises WatcherError when deaf."""
         with exclusive(self.config), self._signals():
+            # Before anything runs: a handler or reply rule the configuration
+            # gets wrong is refused without a single write to the shared branch.
+            self._install_commands(self.config)
+            self._install_features()
             try:
                 self._start()
                 self._watch_health()
@@ -208,8 +212,6 @@ class Daemon:
         return 0
 
     def _start(self) -> None:
-        self._install_features()
-        self._install_commands(self.config)
         self.listener.start()
         self.edits.start()
         self.filesystem.start()

@@ -51,8 +51,8 @@ def _pre_commit(args: argparse.Namespace) -> int:
     print(
         "Records this commit adds or changes must be in the strict form; records it "
         "leaves as they were are only held to legacy.\n"
-        "Fix the files, `git add` them and commit again; "
-        "`build-watcher validate --staged` checks the index without committing.",
+        "Fix the files, `git add` them and commit again; once they are added, "
+        "`build-watcher validate --staged` checks them without committing.",
         file=sys.stderr,
     )
     return EXIT_FAILURE

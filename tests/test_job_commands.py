@@ -23,6 +23,7 @@ from watcher.joblist import (
     list_jobs,
 )
 from watcher.layout import JOBS_PATH
+from watcher.serverstatus import StatusUpdate
 from watcher.transaction import OutcomeStatus, read_shared_snapshot, transact
 
 
@@ -79,6 +80,25 @@ def test_submit_without_a_server_id_refuses(fleet: Fleet) -> None:
     assert done.returncode == 2 and "no server id" in done.stderr
 
 
+def test_submit_from_a_subdirectory_finds_the_server_id_at_the_top(
+    fleet: Fleet,
+) -> None:
+    checkout = fleet.clone("build1")
+    command = [sys.executable, "-m", "watcher", "submit", "--type", "build"]
+
+    done = subprocess.run(
+        [*command, "--branch", "main"],
+        cwd=checkout / "shared",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    [job] = remote_jobs(fleet)
+    assert job["submitted_by"] == "build1"
+
+
 def test_cancel_ends_a_queued_job_and_fails_for_an_unknown_one(fleet: Fleet) -> None:
     checkout = fleet.clone("build1")
     job_id = build_watcher(checkout, "submit", "--type", "build", "--branch", "main")
@@ -104,6 +124,22 @@ def test_submit_prints_only_the_id_while_the_remote_is_away(fleet: Fleet) -> Non
     assert done.returncode == 0
     assert done.stdout.strip().startswith("job_") and len(done.stdout.split()) == 1
     assert "queued:" in done.stderr
+
+
+def test_submit_warns_of_a_job_no_server_says_it_can_run(fleet: Fleet) -> None:
+    peer = load_config(str(fleet.clone("build2")), "build2")
+    offer = {"job_types": ["build"], "labels": ["x86_64"]}
+    transact(peer, StatusUpdate("build2", "idle", capabilities=offer))
+    checkout = fleet.clone("build1")
+
+    runnable = build_watcher(
+        checkout, "submit", "--type", "build", "--branch", "main", "--label", "x86_64"
+    )
+    unknown = build_watcher(checkout, "submit", "--type", "nosuch", "--branch", "main")
+
+    assert runnable.returncode == 0 and "warning" not in runnable.stderr
+    assert unknown.returncode == 0 and unknown.stdout.startswith("job_")
+    assert "no server lists job type 'nosuch'" in unknown.stderr
 
 
 def test_cancel_refuses_what_cannot_be_a_job_id(fleet: Fleet) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
-from watcher.config import load_config
+from watcher.config import Config, load_config
 
 HELP = "queue a job"
 
@@ -60,4 +61,39 @@ def run(args: argparse.Namespace) -> int:
                 "it is submitted when the remote is reachable again",
                 file=sys.stderr,
             )
+    if outcome.status is not OutcomeStatus.FAILED:
+        warn_if_nobody_runs(config, request.type, request.labels)
     return outcome.exit_code
+
+
+def warn_if_nobody_runs(config: Config, job_type: str, labels: tuple[str, ...]) -> None:
+    """A job no server says it can run waits forever: say so now, not never."""
+    from watcher.layout import server_ids, status_path
+    from watcher.transaction import read_shared_snapshot
+
+    snapshot = read_shared_snapshot(config)
+    statuses = [snapshot.get(status_path(s)) for s in server_ids(snapshot.paths)]
+    offers = [_offer(status) for status in statuses]
+    known = [offer for offer in offers if offer is not None]
+    if not known or any(_can_run(offer, job_type, labels) for offer in known):
+        return  # no server has said what it runs yet, or one can run it
+    wanted = f"job type {job_type!r}" + (
+        f" with labels {list(labels)}" if labels else ""
+    )
+    print(
+        f"warning: no server lists {wanted} in its capabilities; the job waits "
+        "until one does (`build-watcher status --format json` shows what each "
+        "server runs)",
+        file=sys.stderr,
+    )
+
+
+def _offer(status: Any) -> dict[str, Any] | None:
+    """What a server's status says it can run, when it says so."""
+    offer = status.get("capabilities") if isinstance(status, dict) else None
+    return offer if isinstance(offer, dict) and "job_types" in offer else None
+
+
+def _can_run(offer: dict[str, Any], job_type: str, labels: tuple[str, ...]) -> bool:
+    types, offered = offer.get("job_types") or [], offer.get("labels") or []
+    return job_type in types and set(labels) <= set(offered)

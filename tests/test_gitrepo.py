@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Fleet, git
-from watcher import gitrepo, remoterefs
+from watcher import gitrepo, process, remoterefs
 from watcher.config import Config
-from watcher.errors import UsageError
+from watcher.errors import UsageError, WatcherError
 from watcher.heartbeat import commit_heartbeat, heartbeat_document, push_heartbeat
 from watcher.joblist import SubmitJob
 from watcher.remoterefs import PushStatus, RemoteAccessDenied, RemoteUnreachable
@@ -194,6 +194,30 @@ def test_the_git_here_is_new_enough() -> None:
     gitrepo.require_git()
 
     assert gitrepo.git_version()[:2] >= gitrepo.MINIMUM_GIT
+
+
+def test_git_in_a_missing_directory_names_the_directory_not_git(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "somefile"
+    file.write_text("")
+
+    with pytest.raises(WatcherError) as missing:
+        gitrepo.run_git(["status"], cwd=tmp_path / "nonexistent")
+    with pytest.raises(WatcherError) as not_a_directory:
+        gitrepo.run_git(["status"], cwd=file)
+
+    gone = tmp_path / "nonexistent"
+    assert missing.value.message == f"cannot run `git` in {gone}: no such directory"
+    assert not_a_directory.value.message.endswith(f"{file}: is not a directory")
+    assert "install git" not in str(missing.value) + str(not_a_directory.value)
+
+
+def test_a_program_that_is_really_missing_is_reported_as_missing() -> None:
+    with pytest.raises(WatcherError) as caught:
+        process.run(["no-such-program-here"])
+
+    assert caught.value.message == "cannot run `no-such-program-here`: not found"
 
 
 RACER = """

@@ -204,3 +204,16 @@ def test_staged_all_checks_every_file_in_the_index(
 ) -> None:
     assert validate(repo, "--staged", "--all") == 0
     assert capsys.readouterr().out.strip() == "checked 4 files: all valid"
+
+
+def test_from_a_subdirectory_the_whole_checkout_is_checked(repo: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "watcher", "validate"],
+        cwd=repo / "coordination",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "checked 4 files: all valid"

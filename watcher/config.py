@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from watcher.errors import UsageError
+from watcher.gitrepo import checkout_directory, enclosing_checkout
 from watcher.layout import IDENTITY_FILE, is_valid_server_id
 
 SYSTEM_CONFIG = Path("/etc/build-watcher/config.toml")
 CHECKOUT_CONFIG = ".build-watcher.toml"
 ENV_PREFIX = "BUILD_WATCHER_"
 DEFAULT_JOB_TYPES = ("build", "package")
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("auto", "text", "json")
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -52,6 +55,24 @@ class ReplyRule:
     subject: str | None = None
     reply: str | None = None
     command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a group of settings was read from: a config file, else the environment.
+
+    Errors name a setting as the person wrote it, so they know what to change.
+    """
+
+    file: Path | None = None
+
+    def of(self, key: str) -> str:
+        if self.file is None:
+            return ENV_PREFIX + key.upper()
+        return f"{self.file}: `{key}`"
+
+    def __str__(self) -> str:
+        return str(self.file or "the environment")
 
 
 @dataclass(frozen=True)
@@ -121,16 +142,30 @@ def load_config(
 ) -> Config:
     """Resolve and validate the configuration once, for one command."""
     env = dict(os.environ if environ is None else environ)
-    repo_path = Path(repo or env.get(f"{ENV_PREFIX}REPO") or os.getcwd()).resolve()
+    repo_path = _checkout(repo, env)
     path = _config_path(config_file or env.get(f"{ENV_PREFIX}CONFIG"), repo_path)
     table = _read_toml(path) if path else {}
+    origin = Origin(path)
     if not repo and f"{ENV_PREFIX}REPO" not in env and "repo" in table:
-        repo_path = Path(_expect(table, "repo", str, path)).expanduser().resolve()
-    settings = _settings_from_table(table, path)
-    settings.update(_settings_from_env(env))
-    settings["node"] = node or settings.get("node") or _identity_file(repo_path)
-    _check_node(settings["node"], path)
+        configured = Path(_expect(table, "repo", str, origin)).expanduser()
+        repo_path = checkout_directory(
+            configured, f"{origin.of('repo')} = {configured}"
+        )
+    from_file = _settings_from_table(table, origin)
+    from_env = _settings_from_env(env)
+    settings = {**from_file, **from_env}
+    settings["node"] = _node(node, from_env, from_file, origin, repo_path)
     return Config(repo=repo_path, source=str(path or "defaults"), **settings)
+
+
+def _checkout(flag: str | None, env: dict[str, str]) -> Path:
+    """The checkout: --repo, else `BUILD_WATCHER_REPO`, else the one holding cwd."""
+    variable = f"{ENV_PREFIX}REPO"
+    if flag:
+        return checkout_directory(Path(flag), f"--repo {flag}")
+    if env.get(variable):
+        return checkout_directory(Path(env[variable]), f"{variable}={env[variable]}")
+    return enclosing_checkout(Path.cwd())
 
 
 def _config_path(explicit: str | None, repo: Path) -> Path | None:
@@ -160,21 +195,21 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: cannot read: {error}") from error
 
 
-def _expect(table: dict[str, Any], key: str, kind: type, where: Path | None) -> Any:
+def _expect(table: dict[str, Any], key: str, kind: type, where: Origin) -> Any:
     value = table[key]
     numeric = kind is float and isinstance(value, int) and not isinstance(value, bool)
     if not (isinstance(value, kind) and not isinstance(value, bool)) and not numeric:
         raise UsageError(
-            f"{where or 'configuration'}: `{key}` must be {kind.__name__}, "
+            f"{where.of(key)} must be {kind.__name__}, "
             f"found {type(value).__name__} {value!r}"
         )
     return float(value) if kind is float else value
 
 
-def _positive(table: dict[str, Any], key: str, kind: type, where: Path | None) -> Any:
+def _positive(table: dict[str, Any], key: str, kind: type, where: Origin) -> Any:
     value = _expect(table, key, kind, where)
     if value <= 0:
-        raise UsageError(f"{where}: `{key}` must be greater than 0, found {value}")
+        raise UsageError(f"{where.of(key)} must be greater than 0, found {value}")
     return value
 
 
@@ -207,7 +242,7 @@ _KNOWN_KEYS = set(_SCALARS) | {
 }
 
 
-def _settings_from_table(table: dict[str, Any], where: Path | None) -> dict[str, Any]:
+def _settings_from_table(table: dict[str, Any], where: Origin) -> dict[str, Any]:
     unknown = sorted(set(table) - _KNOWN_KEYS)
     if unknown:
         raise UsageError(
@@ -227,9 +262,7 @@ def _settings_from_table(table: dict[str, Any], where: Path | None) -> dict[str,
     return settings
 
 
-def _collections_from_table(
-    table: dict[str, Any], where: Path | None
-) -> dict[str, Any]:
+def _collections_from_table(table: dict[str, Any], where: Origin) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if "labels" in table:
         settings["labels"] = tuple(_string_list(table["labels"], "labels", where))
@@ -245,7 +278,7 @@ def _collections_from_table(
     return settings
 
 
-def _string_list(value: Any, key: str, where: Path | None) -> list[str]:
+def _string_list(value: Any, key: str, where: Origin) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise UsageError(
             f"{where}: `{key}` must be a list of strings, found {value!r}",
@@ -254,7 +287,7 @@ def _string_list(value: Any, key: str, where: Path | None) -> list[str]:
     return value
 
 
-def _job_types(value: Any, where: Path | None) -> dict[str, JobType]:
+def _job_types(value: Any, where: Origin) -> dict[str, JobType]:
     if not isinstance(value, dict):
         raise UsageError(f"{where}: `job_types` must be a table of job types")
     types: dict[str, JobType] = {}
@@ -271,7 +304,7 @@ def _job_types(value: Any, where: Path | None) -> dict[str, JobType]:
     return types
 
 
-def _handlers(value: Any, where: Path | None) -> list[HandlerCommand]:
+def _handlers(value: Any, where: Origin) -> list[HandlerCommand]:
     if not isinstance(value, list):
         raise UsageError(f"{where}: `handlers` must be an array of tables")
     handlers = []
@@ -289,7 +322,7 @@ def _handlers(value: Any, where: Path | None) -> list[HandlerCommand]:
     return handlers
 
 
-def _reply_rules(value: Any, where: Path | None) -> list[ReplyRule]:
+def _reply_rules(value: Any, where: Origin) -> list[ReplyRule]:
     if not isinstance(value, list):
         raise UsageError(f"{where}: `reply_rules` must be an array of tables")
     rules = []
@@ -312,13 +345,13 @@ def _reply_rules(value: Any, where: Path | None) -> list[ReplyRule]:
     return rules
 
 
-def _check_choices(settings: dict[str, Any], where: Path | None) -> None:
-    formats = ("auto", "text", "json")
-    if settings.get("log_format", "auto") not in formats:
-        raise UsageError(
-            f"{where}: `log_format` must be one of {', '.join(formats)}, "
-            f"found {settings['log_format']!r}"
-        )
+def _check_choices(settings: dict[str, Any], where: Origin) -> None:
+    for key, choices in (("log_format", LOG_FORMATS), ("log_level", LOG_LEVELS)):
+        if key in settings and settings[key] not in choices:
+            raise UsageError(
+                f"{where.of(key)} must be one of {', '.join(choices)}, "
+                f"found {settings[key]!r}"
+            )
 
 
 def _settings_from_env(env: dict[str, str]) -> dict[str, Any]:
@@ -333,7 +366,7 @@ def _settings_from_env(env: dict[str, str]) -> dict[str, Any]:
             raise UsageError(
                 f"{ENV_PREFIX}{key.upper()}={raw!r}: expected {kind.__name__}"
             ) from error
-    return _settings_from_table(table, None) if table else {}
+    return _settings_from_table(table, Origin()) if table else {}
 
 
 def _identity_file(repo: Path) -> str | None:
@@ -343,11 +376,33 @@ def _identity_file(repo: Path) -> str | None:
         return None
 
 
-def _check_node(node: str | None, where: Path | None) -> None:
-    if node is not None and not is_valid_server_id(node):
+def _node(
+    flag: str | None,
+    from_env: dict[str, Any],
+    from_file: dict[str, Any],
+    origin: Origin,
+    repo: Path,
+) -> str | None:
+    """The server id from the first source that gives one, checked, naming it."""
+    given = (
+        (flag, "the flag --node"),
+        (from_env.get("node"), f"the environment variable {ENV_PREFIX}NODE"),
+        (from_file.get("node"), origin.of("node")),
+    )
+    for node, source in given:
+        if node:
+            _check_node(node, source)
+            return str(node)
+    node = _identity_file(repo)
+    if node:
+        _check_node(node, str(repo / IDENTITY_FILE))
+    return node
+
+
+def _check_node(node: str, source: str) -> None:
+    if not is_valid_server_id(node):
         raise UsageError(
-            f"server id {node!r} is not usable "
-            f"(from {where or 'flags or environment'})",
+            f"server id {node!r} is not usable (from {source})",
             hint="use letters, digits, '.', '_' or '-', starting with a letter or "
             "digit, at most 63 characters, and not 'all', 'coordination' or 'shared'",
         )

@@ -134,12 +134,48 @@ def toplevel(path: str | Path) -> Path:
     """The root of the checkout containing `path`."""
     try:
         out = run_git(["rev-parse", "--show-toplevel"], cwd=path)
-    except (GitError, NotADirectoryError, FileNotFoundError) as error:
+    except GitError as error:
         raise UsageError(
             f"{path} is not inside a git checkout",
             hint="pass --repo PATH to the checkout of the coordination repository",
         ) from error
     return Path(out.decode().strip())
+
+
+def starting_directory(flag: str | None) -> Path:
+    """The directory --repo names, checked, else the current one."""
+    if flag:
+        return checkout_directory(Path(flag), f"--repo {flag}")
+    return Path.cwd()
+
+
+def checkout_directory(path: Path, given: str) -> Path:
+    """`path` resolved, or a usage error quoting how it was `given`."""
+    if not path.exists():
+        raise UsageError(
+            f"{given}: no such directory",
+            hint="give the path of a checkout of the coordination repository",
+        )
+    if not path.is_dir():
+        raise UsageError(
+            f"{given}: is not a directory",
+            hint="give the checkout's directory, not a file in it",
+        )
+    return path.resolve()
+
+
+def enclosing_checkout(directory: Path) -> Path:
+    """The top of the checkout holding `directory` (itself outside any).
+
+    From a subdirectory the identity file and the checkout's config file are
+    found at the top, as the daemon finds them.
+    """
+    if (directory / ".git").exists():
+        return directory.resolve()  # the top already: no git process needed
+    try:
+        return toplevel(directory).resolve()
+    except UsageError:
+        return directory.resolve()
 
 
 def is_hex_object_name(name: str) -> bool:

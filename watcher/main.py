@@ -50,7 +50,11 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
-    parser.add_argument("--repo", metavar="PATH", help="the checkout (default: cwd)")
+    parser.add_argument(
+        "--repo",
+        metavar="PATH",
+        help="the checkout (default: the one holding the current directory)",
+    )
     parser.add_argument("--node", metavar="ID", help="this server's id")
     parser.add_argument("--config", metavar="FILE", help="the TOML config file")
     parser.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -53,16 +54,43 @@ def run(
             check=False,
             timeout=timeout,
         )
-    except FileNotFoundError as error:
-        raise WatcherError(
-            f"cannot run `{command[0]}`: not found",
-            hint=f"install {command[0]} or put it on PATH",
-        ) from error
+    except (FileNotFoundError, NotADirectoryError) as error:
+        raise not_started(command, cwd, env, error) from error
     except subprocess.TimeoutExpired as error:
         raise ProcessError(command, -1, f"timed out after {timeout} s") from error
     if check and completed.returncode != 0:
         raise ProcessError(command, completed.returncode, _text(completed.stderr))
     return completed
+
+
+def not_started(
+    command: Sequence[str],
+    cwd: str | Path | None,
+    env: Mapping[str, str] | None,
+    error: OSError,
+) -> WatcherError:
+    """Why `command` did not start: the directory to run it in, or the program.
+
+    The operating system says "no such file" for either; only a program that is
+    really missing is reported as one.
+    """
+    program = command[0]
+    if cwd is not None and not Path(cwd).is_dir():
+        problem = "is not a directory" if Path(cwd).exists() else "no such directory"
+        return WatcherError(
+            f"cannot run `{program}` in {cwd}: {problem}",
+            hint="check the path: --repo, or `repo`, `state_dir` or `workspace_dir` "
+            "in the configuration",
+        )
+    if shutil.which(program, path=(os.environ if env is None else env).get("PATH")):
+        return WatcherError(
+            f"cannot run `{program}`: {error.strerror}: {error.filename}",
+            hint="if it is a script, check the interpreter on its #! line",
+        )
+    return WatcherError(
+        f"cannot run `{program}`: not found",
+        hint=f"install {program} or put it on PATH",
+    )
 
 
 def _text(data: bytes | None) -> str:
@@ -100,7 +128,9 @@ def spawn_group(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    except (FileNotFoundError, PermissionError) as error:
+    except (FileNotFoundError, NotADirectoryError) as error:
+        raise not_started(command, cwd, env, error) from error
+    except PermissionError as error:
         raise WatcherError(
             f"cannot run `{command[0]}`: {error.strerror}",
             hint=f"install {command[0]} or put it on PATH, or correct the command",

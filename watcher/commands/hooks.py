@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
 HELP = "install or uninstall the git hooks and merge driver"
 DESCRIPTION = """\
@@ -30,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from watcher import githooks, mergedriver
-    from watcher.gitrepo import toplevel
+    from watcher.gitrepo import starting_directory, toplevel
 
-    repo = toplevel(Path(args.repo or os.getcwd()))
+    repo = toplevel(starting_directory(args.repo))
     if args.action == "install":
         changes = githooks.install_hooks(repo)
         mergedriver.install_driver(repo)

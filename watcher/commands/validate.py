@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,9 +96,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 def _repository(args: argparse.Namespace) -> Path:
     """The checkout; explicit files may also be checked outside of one."""
-    from watcher.gitrepo import toplevel
+    from watcher.gitrepo import starting_directory, toplevel
 
-    start = Path(args.repo or os.getcwd())
+    start = starting_directory(args.repo)
     try:
         return toplevel(start).resolve()
     except UsageError:

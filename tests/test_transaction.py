@@ -222,6 +222,19 @@ def test_a_broken_document_at_the_tip_is_never_written_over(fleet: Fleet) -> Non
     assert fleet.remote_file(JOBS_PATH).startswith('{"jobs": [\n<<<<<<<')
 
 
+def test_the_refusal_places_the_fault_as_path_line_column_then_json_path(
+    fleet: Fleet,
+) -> None:
+    seeder = fleet.clone("person")
+    (seeder / JOBS_PATH).write_text('{\n  "jobs": [\n,]\n}\n')
+    git("commit", "-qam", "broken by hand", cwd=seeder)
+    git("push", "-q", "origin", "main", cwd=seeder)
+
+    outcome = transact(config_for(fleet.clone("build1"), "build1"), AppendNote("x"))
+
+    assert outcome.reason.startswith(f"{JOBS_PATH}:3:1: $: expected a value")
+
+
 @dataclass(frozen=True)
 class WriteInvalidJob:
     name: ClassVar[str] = "test-invalid"

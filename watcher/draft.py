@@ -103,8 +103,8 @@ class Draft:
             "(`build-watcher validate --all` shows every problem)"
         )
         raise InvalidBase(
-            f"{first.location()}::{first.json_path}: {first.message} "
-            f"(at commit {self.base.commit}); refusing to write over it",
+            f"{first.describe()} (at commit {self.base.commit}); "
+            "refusing to write over it",
             hint=hint,
         )
 

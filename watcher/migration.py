@@ -306,6 +306,6 @@ def _refuse_leftovers(problems: list[Problem]) -> None:
     first = problems[0]
     raise WatcherError(
         f"migration would leave {len(problems)} strict error(s), first "
-        f"{first.path}::{first.json_path}: {first.message}; nothing was written",
+        f"{first.describe()}; nothing was written",
         hint="repair those records by hand, then run `build-watcher migrate` again",
     )

@@ -41,6 +41,10 @@ class Problem:
             return f"{self.path}:{self.line}:{self.column}"
         return self.path
 
+    def describe(self) -> str:
+        """`path:line:col: $.json.path: message`, as an error quotes one problem."""
+        return f"{self.location()}: {self.json_path}: {self.message}"
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["severity"] = self.severity.value

@@ -264,7 +264,7 @@ def _decide(config: Config, operation: Operation, tip: str | None) -> _Plan | Ou
         return Outcome(status, operation.name, decision.reason, tip, draft.result)
     problems = strict_problems(draft)
     if problems:
-        reason = "; ".join(f"{p.path}::{p.json_path}: {p.message}" for p in problems)
+        reason = "; ".join(problem.describe() for problem in problems)
         return Outcome(OutcomeStatus.FAILED, decision, f"would write {reason}", tip)
     changes = draft.changes()
     if not changes:

@@ -141,6 +141,19 @@ def test_the_locks_command_checks_its_arguments(fleet: Fleet) -> None:
 
     no_ttl = build_watcher(checkout, "locks", "acquire", "deploy")
     bad_name = build_watcher(checkout, "locks", "acquire", "../x", "--ttl", "5")
+    stray_ttl = build_watcher(checkout, "locks", "release", "deploy", "--ttl", "5")
 
-    assert no_ttl.returncode == 2 and "--ttl" in no_ttl.stderr
+    assert no_ttl.returncode == 2
+    assert "`locks acquire` needs --ttl SECONDS: how long the lease lasts" in (
+        no_ttl.stderr
+    )
     assert bad_name.returncode == 2 and "not usable" in bad_name.stderr
+    assert stray_ttl.returncode == 2 and "only for `locks acquire`" in stray_ttl.stderr
+
+
+def test_the_locks_help_says_ttl_is_required_with_acquire() -> None:
+    command = [sys.executable, "-m", "watcher", "locks", "--help"]
+
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+
+    assert "required with acquire" in " ".join(done.stdout.split())

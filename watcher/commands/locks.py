@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from shlex import quote
 from typing import Any
 
 from watcher.config import Config, load_config
@@ -25,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("lock", nargs="?", metavar="NAME", help="the lock's name")
     parser.add_argument(
-        "--ttl", type=float, metavar="SECONDS", help="lease time in seconds (acquire)"
+        "--ttl",
+        type=float,
+        metavar="SECONDS",
+        help="required with acquire: how long the lease lasts, in seconds",
     )
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -38,9 +42,21 @@ def run(args: argparse.Namespace) -> int:
         return list_locks(config, args.format)
     if args.lock is None:
         raise UsageError(f"`locks {args.action}` needs the lock's NAME")
-    if (args.action == "acquire") != (args.ttl is not None):
-        raise UsageError("--ttl SECONDS goes with `locks acquire` (and only there)")
+    _check_ttl(args)
     return change_lock(config, args)
+
+
+def _check_ttl(args: argparse.Namespace) -> None:
+    if args.action == "acquire" and args.ttl is None:
+        raise UsageError(
+            "`locks acquire` needs --ttl SECONDS: how long the lease lasts",
+            hint="for example "
+            f"`build-watcher locks acquire {quote(args.lock)} --ttl 600`",
+        )
+    if args.action != "acquire" and args.ttl is not None:
+        raise UsageError(
+            f"--ttl is only for `locks acquire`, not `locks {args.action}`"
+        )
 
 
 def change_lock(config: Config, args: argparse.Namespace) -> int:

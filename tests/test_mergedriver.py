@@ -244,3 +244,14 @@ def test_an_unparseable_side_leaves_ours_and_reports_a_conflict(tmp_path: Path) 
     assert done.returncode == 1
     assert ours.read_text() == '{"jobs": [{"id": "job_1"}]}\n'
     assert "left ours in place" in done.stderr
+
+
+def test_a_missing_side_is_a_usage_error_naming_the_file(tmp_path: Path) -> None:
+    missing = [str(tmp_path / name) for name in ("nope1", "nope2", "nope3")]
+    command = [sys.executable, "-m", "watcher", "merge-driver", *missing, JOBS_PATH]
+
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+
+    assert done.returncode == 2
+    assert f"cannot read the base (%O) file {missing[0]}" in done.stderr
+    assert "internal error" not in done.stderr

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from watcher.errors import WatcherError
+from watcher.errors import UsageError, WatcherError
 
 HELP = "merge a coordination file by record id (git)"
 
@@ -31,10 +31,15 @@ def run(args: argparse.Namespace) -> int:
     from watcher.mergedriver import merge_documents
     from watcher.outbox import write_durably
 
+    sides = [
+        _read(args.base, "base (%O)"),
+        _read(args.ours, "ours (%A)"),
+        _read(args.theirs, "theirs (%B)"),
+    ]
     try:
-        base = _load(args.base, args.path, allow_empty=True)
-        ours = _load(args.ours, args.path)
-        theirs = _load(args.theirs, args.path)
+        base = _parse(sides[0], args.path, allow_empty=True)
+        ours = _parse(sides[1], args.path)
+        theirs = _parse(sides[2], args.path)
     except WatcherError as error:
         print(f"build-watcher merge: {error}; left ours in place", file=sys.stderr)
         return 1
@@ -45,10 +50,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(file: Path, path: str, allow_empty: bool = False) -> Any:
+def _read(file: Path, side: str) -> bytes:
+    """One side's file; git always passes existing ones, a person may not."""
+    try:
+        return file.read_bytes()
+    except OSError as error:
+        raise UsageError(
+            f"cannot read the {side} file {file}: {error.strerror}",
+            hint="git passes the driver existing files (`merge-driver %O %A %B %P`); "
+            "by hand, give the base, ours and theirs files, then the path",
+        ) from error
+
+
+def _parse(data: bytes, path: str, allow_empty: bool = False) -> Any:
     from watcher.jsonload import LoadError, load_json
 
-    data = file.read_bytes()
     if allow_empty and not data.strip():
         return None
     try:

@@ -104,6 +104,16 @@ def test_unknown_recipient_is_a_usage_error_listing_the_known(
     assert "build1, build2, build3" in completed.stderr
 
 
+@pytest.mark.parametrize("subject", ["two\nlines", "a\rreturn", "an \x1b[31m escape"])
+def test_a_subject_of_more_than_one_line_is_a_usage_error(
+    fleet: Fleet, subject: str
+) -> None:
+    completed = cli(fleet.clone("build1"), "send", "--to", "all", "--subject", subject)
+
+    assert completed.returncode == 2
+    assert "the subject must be one line of text" in completed.stderr
+
+
 def test_credential_is_refused_without_echoing_it(servers: dict[str, Path]) -> None:
     secret = "ghp_" + "Zx9" * 12
     args = ("send", "--to", "build2", "--subject", "s", "--body", f"use {secret}")

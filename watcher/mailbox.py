@@ -11,6 +11,7 @@ The read side (who a message is for, who has read it, the inbox) is in
 
 from __future__ import annotations
 
+import unicodedata
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -60,6 +61,24 @@ __all__ = [
 ]
 
 
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # as str.splitlines() breaks
+
+
+def check_subject(subject: str) -> None:
+    """A subject is one line of text: no line break or other control character."""
+    for position, character in enumerate(subject, start=1):
+        if unicodedata.category(character) in ("Cc", "Zl", "Zp"):
+            found = (
+                "a line break" if character in _LINE_BREAKS else "a control character"
+            )
+            raise UsageError(
+                f"the subject must be one line of text; it holds {found} "
+                f"({character!r}) at character {position}",
+                hint="keep --subject to one line and put the rest in the body "
+                "(--body, --body-file or standard input)",
+            )
+
+
 def check_no_secrets(subject: str, body: str) -> None:
     """Refuse text that looks like a credential: once pushed, every clone has it."""
     findings = find_secrets(subject, "subject") + find_secrets(body, "body")
@@ -89,7 +108,7 @@ def _messages_document(
     ):
         return document
     raise WatcherError(
-        f"{path}::$.messages is not a list of messages (at {draft.base.commit}); "
+        f"{path}: $.messages: not a list of messages (at {draft.base.commit}); "
         "refusing to write over it",
         hint=f"repair {path} on the remote branch (`build-watcher validate {path}`)",
     )
@@ -125,6 +144,7 @@ class SendMessage:
             )
         if not self.subject.strip():
             raise UsageError("a message needs a subject", hint="pass --subject TEXT")
+        check_subject(self.subject)
         if not self.allow_secret:
             check_no_secrets(self.subject, self.body)
 

@@ -169,7 +169,9 @@ def choose_answer(record: dict[str, Any], me: str, rules: list[Rule]) -> Answer 
 
 
 def reply_subject(subject: Any) -> str:
-    text = str(subject or "").strip() or "(no subject)"
+    """`Re: ` and the subject on one line: a hand-written one may hold breaks."""
+    printable = "".join(c if c.isprintable() else " " for c in str(subject or ""))
+    text = " ".join(printable.split()) or "(no subject)"
     return text if text.lower().startswith("re:") else f"Re: {text}"
 
 

@@ -28,6 +28,12 @@ def git(*args: str, cwd: Path | str) -> str:
     return completed.stdout
 
 
+def checkout_at(directory: Path) -> Path:
+    """`directory` made a (still empty) checkout: configurations are read in one."""
+    git("init", "--quiet", str(directory), cwd=directory)
+    return directory
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A HOME with a git identity, so no test reads or writes the user's settings."""

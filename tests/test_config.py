@@ -8,9 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Fleet
+from tests.conftest import Fleet, checkout_at
 from watcher.config import load_config
 from watcher.errors import EXIT_USAGE, UsageError
+
+
+@pytest.fixture(autouse=True)
+def checkout(tmp_path: Path) -> Path:
+    """`tmp_path` as a checkout: commands refuse a directory that is none."""
+    return checkout_at(tmp_path)
+
+
+def test_a_directory_that_is_no_checkout_is_refused(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+
+    with pytest.raises(UsageError, match="is not a git checkout"):
+        load_config(str(plain), "build1", environ={})
+
+
+def test_a_bare_repository_is_refused_as_a_checkout(fleet: Fleet) -> None:
+    with pytest.raises(UsageError, match="is a bare repository"):
+        load_config(str(fleet.remote), "build1", environ={})
 
 
 def refusal(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Fleet, git
+from tests.conftest import Fleet, checkout_at, git
 from watcher.config import Config, load_config
 from watcher.configexample import NOT_SETTINGS, NOTES, TABLES, example_config
 from watcher.layout import empty_documents
@@ -157,7 +157,7 @@ def test_uncommenting_the_example_gives_the_defaults(tmp_path: Path) -> None:
     config_file.write_text("\n".join(lines) + "\n")
     tomllib.loads(config_file.read_text())
 
-    loaded = load_config(str(tmp_path), "build1", str(config_file))
+    loaded = load_config(str(checkout_at(tmp_path)), "build1", str(config_file))
     defaults = Config(repo=tmp_path, node="build1")
 
     for setting in fields(Config):
@@ -177,7 +177,7 @@ def test_the_example_tables_load_and_the_reply_rule_answers(tmp_path: Path) -> N
     config_file = tmp_path / "config.toml"
     config_file.write_text("\n".join(uncommented) + "\n")
 
-    loaded = load_config(str(tmp_path), "build1", str(config_file))
+    loaded = load_config(str(checkout_at(tmp_path)), "build1", str(config_file))
     rules = compile_rules(loaded.reply_rules, loaded.source)
     asked = {"from": "build2", "to": "build1", "type": "request"}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, checkout_at
 from watcher.commandhandler import PLACEHOLDERS, build_handlers
 from watcher.config import Config, load_config
 from watcher.events import EventKind
@@ -116,7 +116,7 @@ def test_each_configuration_example_loads(block: Block, tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(block.text, encoding="utf-8")
 
-    config = load_config(str(tmp_path), "build1", str(path), environ={})
+    config = load_config(str(checkout_at(tmp_path)), "build1", str(path), environ={})
 
     build_handlers(config)
     compile_rules(config.reply_rules, str(path))

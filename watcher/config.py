@@ -116,6 +116,7 @@ def load_config(
     from_file = settings_from_table(table, origin)
     from_env = settings_from_env(env)
     settings = {**from_file, **from_env}
+    _require_checkout(repo_path)
     settings["node"] = _node(node, from_env, from_file, origin, repo_path)
     return Config(repo=repo_path, source=str(path or "defaults"), **settings)
 
@@ -128,6 +129,18 @@ def _checkout(flag: str | None, env: dict[str, str]) -> Path:
     if env.get(variable):
         return checkout_directory(Path(env[variable]), f"{variable}={env[variable]}")
     return enclosing_checkout(Path.cwd())
+
+
+def _require_checkout(repo: Path) -> None:
+    """Commands read a checkout's git objects; a plain or bare directory has none."""
+    if (repo / ".git").exists():
+        return
+    bare = (repo / "HEAD").is_file() and (repo / "objects").is_dir()
+    raise UsageError(
+        f"{repo} is {'a bare repository' if bare else 'not a git checkout'}",
+        hint="pass --repo with a checkout of the coordination repository (`git "
+        "clone URL DIR`, or `build-watcher --repo DIR --node ID init --remote URL`)",
+    )
 
 
 def _config_path(explicit: str | None, repo: Path) -> Path | None:

@@ -527,28 +527,36 @@ def test_state_directory_is_private_to_the_checkout(
 def test_the_watchdog_is_fed_only_while_the_dispatcher_makes_progress(
     fleet: Fleet, tmp_path: Path, log: list[dict[str, Any]]
 ) -> None:
-    release = threading.Event()
+    release, blocked = threading.Event(), threading.Event()
+
+    def stuck_handler(event: Event) -> None:
+        blocked.set()
+        release.wait(30)
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
         manager.bind(str(tmp_path / "notify"))
         manager.settimeout(10)
-        systemd = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"}
+        systemd = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000"}
         config = Config(repo=fleet.clone("build1"), node="build1", poll_interval=0.3)
         daemon = Daemon(
-            config, features=(), notifier=SystemdNotifier(systemd), stall_limit=0.5
+            config, features=(), notifier=SystemdNotifier(systemd), stall_limit=2.0
         )
-        daemon.add_handler(EventKind.JOB_QUEUED, lambda event: release.wait(30))
+        daemon.add_handler(EventKind.JOB_QUEUED, stuck_handler)
         running = Running(daemon).start()
-        assert manager.recv(256).startswith(b"READY=1")
-        assert manager.recv(256) == b"WATCHDOG=1"
+        try:
+            assert manager.recv(256).startswith(b"READY=1")
+            assert manager.recv(256) == b"WATCHDOG=1"
 
-        submit_from(fleet, "build2")
-        eventually(lambda: any("not feeding" in r["message"] for r in warnings_in(log)))
-        drain(manager)
-        manager.settimeout(0.6)
-        with pytest.raises(TimeoutError):
-            manager.recv(256)
-
-        release.set()
+            submit_from(fleet, "build2")
+            eventually(blocked.is_set)
+            after = len(log)
+            eventually(lambda: any("not feeding" in r["message"] for r in log[after:]))
+            drain(manager)
+            manager.settimeout(1.0)
+            with pytest.raises(TimeoutError):
+                manager.recv(256)
+        finally:
+            release.set()
         manager.settimeout(10)
         assert manager.recv(256) == b"WATCHDOG=1"
         assert running.stop() == 0

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -528,10 +529,17 @@ def test_the_watchdog_is_fed_only_while_the_dispatcher_makes_progress(
     fleet: Fleet, tmp_path: Path, log: list[dict[str, Any]]
 ) -> None:
     release, blocked = threading.Event(), threading.Event()
+    blocked_at: list[datetime] = []
 
     def stuck_handler(event: Event) -> None:
+        blocked_at.append(datetime.now(UTC))
         blocked.set()
         release.wait(30)
+
+    def stalled_since_blocked() -> bool:
+        return any(
+            "not feeding" in r["message"] and r["time"] > blocked_at[0] for r in log
+        )
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
         manager.bind(str(tmp_path / "notify"))
@@ -549,17 +557,18 @@ def test_the_watchdog_is_fed_only_while_the_dispatcher_makes_progress(
 
             submit_from(fleet, "build2")
             eventually(blocked.is_set)
-            after = len(log)
-            eventually(lambda: any("not feeding" in r["message"] for r in log[after:]))
+            eventually(stalled_since_blocked)
             drain(manager)
             manager.settimeout(1.0)
             with pytest.raises(TimeoutError):
                 manager.recv(256)
+
+            release.set()
+            manager.settimeout(10)
+            assert manager.recv(256) == b"WATCHDOG=1"
         finally:
             release.set()
-        manager.settimeout(10)
-        assert manager.recv(256) == b"WATCHDOG=1"
-        assert running.stop() == 0
+            assert running.stop() == 0
     assert any("healthy again" in r["message"] for r in log)
 
 

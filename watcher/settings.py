@@ -8,6 +8,7 @@ was found. `watcher.config` puts these together with flags and defaults.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,12 +188,17 @@ def _job_types(value: Any, where: Origin) -> dict[str, JobType]:
     return types
 
 
-def _handlers(value: Any, where: Origin) -> list[HandlerCommand]:
+def _array_of_tables(value: Any, key: str, where: Origin) -> Iterator[tuple[str, Any]]:
+    """Each entry of a TOML array of tables, with the label errors call it by."""
     if not isinstance(value, list):
-        raise UsageError(f"{where}: `handlers` must be an array of tables")
-    handlers = []
+        raise UsageError(f"{where}: `{key}` must be an array of tables")
     for index, spec in enumerate(value):
-        label = f"handlers[{index}]"
+        yield f"{key}[{index}]", spec
+
+
+def _handlers(value: Any, where: Origin) -> list[HandlerCommand]:
+    handlers = []
+    for label, spec in _array_of_tables(value, "handlers", where):
         if not isinstance(spec, dict) or "event" not in spec or "command" not in spec:
             raise UsageError(f"{where}: `{label}` needs `event` and `command`")
         command = _string_list(spec["command"], f"{label}.command", where)
@@ -206,11 +212,8 @@ def _handlers(value: Any, where: Origin) -> list[HandlerCommand]:
 
 
 def _reply_rules(value: Any, where: Origin) -> list[ReplyRule]:
-    if not isinstance(value, list):
-        raise UsageError(f"{where}: `reply_rules` must be an array of tables")
     rules = []
-    for index, spec in enumerate(value):
-        label = f"reply_rules[{index}]"
+    for label, spec in _array_of_tables(value, "reply_rules", where):
         if not isinstance(spec, dict) or ("reply" in spec) == ("command" in spec):
             raise UsageError(
                 f"{where}: `{label}` needs exactly one of `reply`, `command`"

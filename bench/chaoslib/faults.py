@@ -206,7 +206,11 @@ class Injector:
 
     def index_lock(self, record: FaultRecord) -> None:
         lock = self.fleet.checkouts[record.target] / ".git" / "index.lock"
-        lock.write_bytes(b"")
+        # Created as git creates it (O_EXCL): while a live git holds the lock, a
+        # plain write would become that git's new index when it renames the lock.
+        if not until(lambda: _create_exclusively(lock), LOCK_PATIENCE):
+            record.problems.append(f"{lock} never came free to plant")
+            return
         an_hour_ago = time.time() - 3600
         os.utime(lock, (an_hour_ago, an_hour_ago))
         if until(lambda: not lock.exists(), LOCK_PATIENCE):
@@ -434,3 +438,12 @@ def _hostile(job_id: str, branch: str) -> dict[str, object]:
         "started_at": None,
         "completed_at": None,
     }
+
+
+def _create_exclusively(path: Path) -> bool:
+    """Create an empty `path` unless it exists; whether this call created it."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True

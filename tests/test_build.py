@@ -8,12 +8,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+import watcher.build
 from tests.conftest import git
 from tests.sourcerepos import build_config_for, c_program_repo, commit_files
 from watcher.build import BuildResult, BuildStatus, run_build, trim_log
@@ -256,3 +258,27 @@ def test_a_missing_program_fails_the_build_with_the_reason(tmp_path: Path) -> No
     result = run_build(job("make"), config(tmp_path, missing), {})
     assert result.status is BuildStatus.FAILED
     assert "cannot run `no-such-program-here`" in result.reason
+
+
+class JumpingClock(datetime):
+    """A wall clock that goes back an hour and a half after its first reading."""
+
+    readings = 0
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        cls.readings += 1
+        jump = timedelta(0) if cls.readings == 1 else timedelta(seconds=-5400)
+        return datetime.now(tz) + jump
+
+
+def test_a_wall_clock_jumping_back_mid_build_leaves_a_true_duration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pause = JobType("pause", (sys.executable, "-c", "import time; time.sleep(0.2)"))
+    monkeypatch.setattr(watcher.build, "datetime", JumpingClock)
+
+    result = run_build(job("pause"), config(tmp_path, pause), {})
+
+    assert result.status is BuildStatus.COMPLETED
+    assert 0.2 <= result.duration < 30

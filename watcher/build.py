@@ -106,7 +106,8 @@ def run_build(
     log_path = local_log_path(config, inputs)
     with log_path.open("wb") as log:
         ending = _run_recipe(recipe, inputs, log, limits)
-    result = _result(inputs, recipe, ending, log_path, started_at)
+    duration = time.monotonic() - clock  # a wall clock may jump meanwhile
+    result = _result(inputs, recipe, ending, log_path, started_at, duration=duration)
     logger.info(
         "build of {job} finished: {status}{why}",
         job=inputs.job_id,
@@ -139,7 +140,9 @@ def ended_meanwhile(
         return None
     ending = ending_from(status_file, returncode)
     started_at = parse_timestamp(job.get("started_at")) or datetime.now(UTC)
-    return _result(inputs, recipe, ending, log_path, started_at)
+    # Across a restart only the wall clock spans the build; it may have jumped.
+    duration = max(0.0, (datetime.now(UTC) - started_at).total_seconds())
+    return _result(inputs, recipe, ending, log_path, started_at, duration=duration)
 
 
 def _refused(
@@ -164,6 +167,8 @@ def _result(
     ending: _Ending,
     log_path: Path,
     started_at: datetime,
+    *,
+    duration: float,
 ) -> BuildResult:
     completed = ending.status is BuildStatus.COMPLETED
     return BuildResult(
@@ -171,7 +176,7 @@ def _result(
         status=ending.status,
         reason=ending.reason,
         started_at=started_at,
-        duration=(datetime.now(UTC) - started_at).total_seconds(),
+        duration=duration,
         exit_code=ending.exit_code,
         log_path=log_path,
         trimmed_log=trim_log(log_path),

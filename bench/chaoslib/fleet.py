@@ -107,6 +107,16 @@ log_level = "DEBUG"
 
 
 @dataclass(frozen=True)
+class CommandNote:
+    """What one command printed to its person, placed by the node's daemon log size
+    when it ended (the coordinates fault windows use)."""
+
+    node: str
+    log_offset: int
+    stderr: str
+
+
+@dataclass(frozen=True)
 class CliResult:
     command: tuple[str, ...]
     code: int
@@ -152,6 +162,7 @@ class Fleet:
         self.clock_file = root / "clock-offset"
         self.checkouts = {node: root / node for node in plan.servers}
         self.configs = {node: root / f"{node}.toml" for node in plan.servers}
+        self.command_notes: list[CommandNote] = []
 
     # Building it.
 
@@ -275,6 +286,7 @@ class Fleet:
             stdin=subprocess.DEVNULL,
         )
         seconds = time.monotonic() - started
+        self.note_command(node, completed.stderr)
         return CliResult(
             tuple(args),
             completed.returncode,
@@ -300,3 +312,10 @@ class Fleet:
 
     def log_path(self, node: str) -> Path:
         return self.logs / f"{node}.log"
+
+    def note_command(self, node: str, stderr: str) -> None:
+        """Keep what a command said: a fault it met may show there, not in a log."""
+        if stderr.strip():
+            log = self.log_path(node)
+            offset = log.stat().st_size if log.exists() else 0
+            self.command_notes.append(CommandNote(node, offset, stderr))

@@ -11,7 +11,7 @@ from typing import Any
 
 from chaoslib.daemons import Slot, read_records
 from chaoslib.faults import FINISHED, FaultRecord, Findings
-from chaoslib.fleet import Fleet
+from chaoslib.fleet import CommandNote, Fleet
 from chaoslib.plan import FaultKind
 from chaoslib.remote import Remote
 from chaoslib.workload import Ledger
@@ -219,6 +219,8 @@ def fault_logged(fleet: Fleet, record: FaultRecord) -> bool:
         pattern.search(e) for e in record.evidence
     ):
         return True
+    if any(pattern.search(note.stderr) for note in _notes_within(fleet, record)):
+        return True
     for node, start in record.marks.items():
         end = record.end_marks.get(node)
         for entry in read_records(fleet.log_path(node), start, end):
@@ -227,6 +229,20 @@ def fault_logged(fleet: Fleet, record: FaultRecord) -> bool:
             if number >= WARNING and pattern.search(str(entry.get("message", ""))):
                 return True
     return False
+
+
+def _notes_within(fleet: Fleet, record: FaultRecord) -> list[CommandNote]:
+    """Commands run on the fault's server that ended while the fault lasted: a
+    command that brought the checkout along may have met the fault first."""
+    start = record.marks.get(record.target, 0)
+    end = record.end_marks.get(record.target)
+    return [
+        note
+        for note in fleet.command_notes
+        if note.node == record.target
+        and note.log_offset >= start
+        and (end is None or note.log_offset <= end)
+    ]
 
 
 def check_faults(data: RunData) -> list[Check]:

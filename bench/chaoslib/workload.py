@@ -98,6 +98,7 @@ def submit_burst(fleet: Fleet, specs: list[JobSpec]) -> list[Submission]:
     submissions = []
     for spec, process in zip(specs, processes, strict=True):
         stdout, stderr = process.communicate(timeout=600)
+        fleet.note_command(spec.server, stderr)
         result = CliResult((), process.returncode, stdout, stderr, 0.0)
         submissions.append(submission(spec.key, spec.server, result, "job_id"))
     return submissions

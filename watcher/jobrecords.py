@@ -63,8 +63,15 @@ def claimable_jobs(
     return [
         job
         for job in list_jobs(documents, "queued")
-        if job.get("type") in types and set(job_labels(job)) <= set(labels)
+        if is_runnable_by(job, types, labels)
     ]
+
+
+def is_runnable_by(
+    job: Mapping[str, Any], types: Sequence[str], labels: Sequence[str]
+) -> bool:
+    """Whether a server running `types` and offering `labels` may take `job`."""
+    return job.get("type") in types and set(job_labels(job)) <= set(labels)
 
 
 def claim_order(job: Mapping[str, Any]) -> tuple[int, float, str]:

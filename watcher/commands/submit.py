@@ -62,23 +62,33 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     if outcome.status is not OutcomeStatus.FAILED:
-        warn_if_nobody_runs(config, request.type, request.labels)
+        job = {"type": request.type, "labels": list(request.labels)}
+        warn_if_nobody_runs(config, outcome.commit, job)
     return outcome.exit_code
 
 
-def warn_if_nobody_runs(config: Config, job_type: str, labels: tuple[str, ...]) -> None:
+def warn_if_nobody_runs(
+    config: Config, commit: str | None, job: dict[str, Any]
+) -> None:
     """A job no server says it can run waits forever: say so now, not never."""
+    from watcher.gitrepo import resolve_commit
+    from watcher.jobrecords import is_runnable_by
     from watcher.layout import server_ids, status_path
-    from watcher.transaction import read_shared_snapshot
+    from watcher.transaction import snapshot_at, tracking_ref
 
-    snapshot = read_shared_snapshot(config)
+    # The transaction's own tip, read through its cache: no second parse.
+    tip = commit or resolve_commit(config.repo, tracking_ref(config))
+    snapshot = snapshot_at(config, tip)
     statuses = [snapshot.get(status_path(s)) for s in server_ids(snapshot.paths)]
-    offers = [_offer(status) for status in statuses]
-    known = [offer for offer in offers if offer is not None]
-    if not known or any(_can_run(offer, job_type, labels) for offer in known):
+    offers = [offer for offer in map(_offer, statuses) if offer is not None]
+    if not offers or any(
+        is_runnable_by(job, offer.get("job_types") or [], offer.get("labels") or [])
+        for offer in offers
+    ):
         return  # no server has said what it runs yet, or one can run it
-    wanted = f"job type {job_type!r}" + (
-        f" with labels {list(labels)}" if labels else ""
+    labels = job.get("labels") or []
+    wanted = f"job type {job.get('type')!r}" + (
+        f" with labels {labels}" if labels else ""
     )
     print(
         f"warning: no server lists {wanted} in its capabilities; the job waits "
@@ -92,8 +102,3 @@ def _offer(status: Any) -> dict[str, Any] | None:
     """What a server's status says it can run, when it says so."""
     offer = status.get("capabilities") if isinstance(status, dict) else None
     return offer if isinstance(offer, dict) and "job_types" in offer else None
-
-
-def _can_run(offer: dict[str, Any], job_type: str, labels: tuple[str, ...]) -> bool:
-    types, offered = offer.get("job_types") or [], offer.get("labels") or []
-    return job_type in types and set(labels) <= set(offered)

@@ -219,11 +219,8 @@ def warn_invalid(event: Event) -> None:
     logger.bind(
         path=event.path, commit=event.commit, json_path=problem.json_path
     ).warning(
-        "{location}: {json_path}: {message} (commit {short}; its last valid "
-        "version stays in force); {hint}",
-        location=problem.location(),
-        json_path=problem.json_path,
-        message=problem.message,
+        "{problem} (commit {short}; its last valid version stays in force); {hint}",
+        problem=problem.describe(),
         short=(event.commit or "")[:10],
         hint=problem.hint or "`build-watcher validate --all` lists every problem",
     )

@@ -54,7 +54,7 @@ def warn_broken(problems: list[Problem]) -> None:
         return
     first = problems[0]
     print(
-        f"error: {first.location()}: {first.json_path}: {first.message}\n"
+        f"error: {first.describe()}\n"
         f"  hint: the shared branch holds a broken {first.path}, so no job of it "
         f"is listed; fix it and commit (`build-watcher validate {first.path}`)",
         file=sys.stderr,

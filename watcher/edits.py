@@ -55,7 +55,7 @@ class _Suspect:
 
 
 class EditChecker:
-    """Validates saved coordination files; only the dispatcher thread calls it."""
+    """Validates saved coordination files; only `EditWatch`'s thread calls it."""
 
     def __init__(self, repo: Path, recheck_after: float = RECHECK_AFTER) -> None:
         self.repo = repo
@@ -202,7 +202,10 @@ class EditWatch:
             self.thread.join(timeout=timeout)
 
     def is_settled(self) -> bool:
-        """Every saved file checked, and no broken one waiting to be looked at again."""
+        """Every saved file checked, and no broken one waiting to be looked at again.
+
+        The checker works under the same lock, so its state is read whole.
+        """
         with self._lock:
             return self._pending == 0 and self.checker.next_due() is None
 
@@ -218,12 +221,15 @@ class EditWatch:
             try:
                 request = self._requests.get(timeout=wait)
             except queue.Empty:
-                call_safely("checking broken files again", self.checker.recheck_due)
+                with self._lock:
+                    call_safely("checking broken files again", self.checker.recheck_due)
                 continue
             if request is None:
                 return
-            call_safely("checking saved files", functools.partial(self._check, request))
             with self._lock:
+                call_safely(
+                    "checking saved files", functools.partial(self._check, request)
+                )
                 self._pending -= 1
 
     def _check(self, request: _Request) -> None:

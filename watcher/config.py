@@ -9,13 +9,12 @@ config file (`--config`, else `/etc/build-watcher/config.toml`, else the checkou
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from watcher.errors import UsageError
-from watcher.gitrepo import checkout_directory, enclosing_checkout
+from watcher.gitrepo import checkout_directory, enclosing_checkout, is_remote_name
 from watcher.layout import IDENTITY_FILE, is_valid_server_id
 from watcher.settings import (
     ENV_PREFIX,
@@ -34,7 +33,6 @@ __all__ = ["Config", "HandlerCommand", "JobType", "ReplyRule", "load_config"]
 SYSTEM_CONFIG = Path("/etc/build-watcher/config.toml")
 CHECKOUT_CONFIG = ".build-watcher.toml"
 DEFAULT_JOB_TYPES = ("build", "package")
-_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class Config:
         A remote given as a URL has no remote-tracking namespace; a private ref is
         used instead.
         """
-        if _REMOTE_NAME.match(self.remote):
+        if is_remote_name(self.remote):
             return f"refs/remotes/{self.remote}/{self.branch}"
         return f"refs/build-watcher/remote/{self.branch}"
 

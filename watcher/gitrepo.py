@@ -20,6 +20,7 @@ from watcher.errors import UsageError, WatcherError
 
 MINIMUM_GIT = (2, 30)
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
+_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 class GitError(process.ProcessError):
@@ -176,6 +177,11 @@ def enclosing_checkout(directory: Path) -> Path:
         return toplevel(directory).resolve()
     except UsageError:
         return directory.resolve()
+
+
+def is_remote_name(remote: str) -> bool:
+    """Whether `remote` names a configured remote rather than a URL or a path."""
+    return bool(_REMOTE_NAME.match(remote))
 
 
 def is_hex_object_name(name: str) -> bool:

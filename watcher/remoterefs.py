@@ -22,6 +22,7 @@ from watcher.errors import UsageError, WatcherError
 from watcher.gitrepo import (
     GitError,
     git_error,
+    is_remote_name,
     resolve_commit,
     run_git,
     run_git_process,
@@ -97,8 +98,8 @@ def is_unknown_remote_name(stderr: str, remote: str) -> bool:
     A configured remote whose repository is missing is named by its URL in git's
     message, and is an outage to wait out; a misspelt name is a setting to fix.
     """
-    is_name = "/" not in remote and ":" not in remote
-    return is_name and f"'{remote}' does not appear to be a git repository" in stderr
+    missing = f"'{remote}' does not appear to be a git repository" in stderr
+    return is_remote_name(remote) and missing
 
 
 _REF_LOCK_RACE = ("cannot lock ref", "unable to update local ref", "is at ")

@@ -93,6 +93,11 @@ def job_attempt(job: Mapping[str, Any]) -> int:
     return attempt if isinstance(attempt, int) and attempt >= 1 else 1
 
 
+def attempt_key(job: Mapping[str, Any]) -> tuple[str, int]:
+    """One run of a job: its id and attempt number."""
+    return (str(job.get("id")), job_attempt(job))
+
+
 def job_labels(job: Mapping[str, Any]) -> list[str]:
     labels = job.get("labels")
     return [label for label in labels if isinstance(label, str)] if labels else []

@@ -50,7 +50,13 @@ from watcher.documents import Snapshot
 from watcher.events import Event, EventKind
 from watcher.finishes import forget_finish, record_finish, unreported_finishes
 from watcher.joblist import ClaimNext, RequeueJob, claimable_jobs, find_job, jobs_for
-from watcher.jobrecords import FINISHED, is_cancel_requested, job_attempt, list_jobs
+from watcher.jobrecords import (
+    FINISHED,
+    attempt_key,
+    is_cancel_requested,
+    job_attempt,
+    list_jobs,
+)
 from watcher.judgement import VIEW_FILE, SavedView, load_view
 from watcher.layout import BUILD_CONFIG_PATH
 from watcher.leftovers import stop_leftover_builds
@@ -283,7 +289,7 @@ class Worker:
 
     def give_back(self, job: Mapping[str, Any], reason: str) -> None:
         config = self.config()
-        key = (str(job["id"]), job_attempt(job))
+        key = attempt_key(job)
         operation = ReturnJob(key[0], self.node, key[1], reason, config.max_attempts)
         outcome = self.transact(operation)
         self.settled.add(key)
@@ -310,7 +316,7 @@ class Worker:
     def return_strays(self) -> None:
         """Give back running jobs held here that no build here runs."""
         for job in jobs_for(self.snapshot(), self.node):
-            key = (str(job.get("id")), job_attempt(job))
+            key = attempt_key(job)
             if key[0] in self.runs or key in self.settled or key in self.unreported:
                 continue
             if self.report_ended_meanwhile(job, key):
@@ -366,7 +372,7 @@ class Worker:
         for job in running:
             holder = job.get("assigned_to")
             since = self.silent_since.get(str(holder))
-            key = (str(job.get("id")), job_attempt(job))
+            key = attempt_key(job)
             if holder == self.node or since is None or key in self.settled:
                 continue
             silent = now - max(since, self.claims_seen[key])
@@ -381,7 +387,7 @@ class Worker:
 
     def _note_claims(self, running: Sequence[Mapping[str, Any]], now: float) -> None:
         """Remember when each running attempt was first seen; forget ended ones."""
-        keys = {(str(job.get("id")), job_attempt(job)) for job in running}
+        keys = {attempt_key(job) for job in running}
         self.claims_seen = {key: self.claims_seen.get(key, now) for key in keys}
 
     def shut_down(self) -> None:

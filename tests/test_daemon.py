@@ -232,10 +232,7 @@ def test_a_broken_document_pushed_by_hand_is_a_warning_with_its_place(
 ) -> None:
     recorder = Recorder()
     start("build1", recorder)
-    person = fleet.clone("person")
-    (person / "coordination" / "jobs.json").write_text('{"jobs": [],}\n')
-    git("commit", "--quiet", "--no-verify", "-am", "A job by hand", cwd=person)
-    git("push", "--quiet", "origin", "main", cwd=person)
+    fleet.push_by_hand("coordination/jobs.json", '{"jobs": [],}\n')
 
     [warning] = eventually(lambda: warnings_in(log))
 

@@ -209,10 +209,7 @@ def test_local_commits_keep_the_checkout_where_it_is(fleet: Fleet) -> None:
 
 
 def test_a_broken_document_at_the_tip_is_never_written_over(fleet: Fleet) -> None:
-    seeder = fleet.clone("person")
-    (seeder / JOBS_PATH).write_text('{"jobs": [\n<<<<<<< HEAD\n')
-    git("commit", "-qam", "broken by hand", cwd=seeder)
-    git("push", "-q", "origin", "main", cwd=seeder)
+    fleet.push_by_hand(JOBS_PATH, '{"jobs": [\n<<<<<<< HEAD\n')
     config = config_for(fleet.clone("build1"), "build1")
 
     outcome = transact(config, AppendNote("x"))
@@ -225,10 +222,7 @@ def test_a_broken_document_at_the_tip_is_never_written_over(fleet: Fleet) -> Non
 def test_the_refusal_places_the_fault_as_path_line_column_then_json_path(
     fleet: Fleet,
 ) -> None:
-    seeder = fleet.clone("person")
-    (seeder / JOBS_PATH).write_text('{\n  "jobs": [\n,]\n}\n')
-    git("commit", "-qam", "broken by hand", cwd=seeder)
-    git("push", "-q", "origin", "main", cwd=seeder)
+    fleet.push_by_hand(JOBS_PATH, '{\n  "jobs": [\n,]\n}\n')
 
     outcome = transact(config_for(fleet.clone("build1"), "build1"), AppendNote("x"))
 

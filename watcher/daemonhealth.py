@@ -41,6 +41,8 @@ def unhealthy_reason(daemon: Daemon) -> str:
         return "the filesystem observer is not listening"
     if not daemon.poller.is_alive():
         return "the remote poller stopped"
+    if not daemon.edits.thread.is_alive():
+        return "the hand-edit checker stopped"
     for ticker in daemon.tickers:
         if not ticker.is_alive():
             return f"the {ticker.name} thread stopped"
